@@ -61,7 +61,7 @@ func (p *Publish) Decode(h FixedHeader, body []byte, v Version) error {
 	}
 	p.Payload = body[d.i:len(body):len(body)]
 	if p.Properties.present&PropPayloadFormat.bit() != 0 && p.Properties.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
-		return &Error{Code: PayloadFormatInvalid, Rule: "MQTT-3.3.2-4", Detail: "payload is not UTF-8"}
+		return &Error{Code: PayloadFormatInvalid, Detail: "payload is not UTF-8 but its payload format indicator says it is"}
 	}
 	return nil
 }
