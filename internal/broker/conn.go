@@ -1,0 +1,430 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/clientinfo"
+	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
+)
+
+// Reasons the server closes a connection (MQTT 5 DISCONNECT reason codes).
+const (
+	serverShuttingDown = packet.ServerShuttingDown
+	sessionTakenOver   = packet.SessionTakenOver
+)
+
+// conn is one client connection.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	meta listener.Meta
+	info clientinfo.Info
+	rd   *packet.Reader
+	done chan struct{}
+
+	version   packet.Version
+	sess      *session
+	keepAlive time.Duration // read deadline between packets; 0 = none
+
+	// What the client announced in CONNECT (MQTT 5).
+	recvMax     uint16
+	maxPacket   uint32
+	aliasMax    uint16
+	problemInfo bool
+	zeroExpiry  bool // CONNECT had session expiry 0: DISCONNECT may not raise it
+
+	will         *Message
+	willDelay    time.Duration
+	willDone     bool // DISCONNECT other than 0x04 received: no will [MQTT-3.1.2-8]
+	disconnected bool // the client sent DISCONNECT
+
+	inAlias map[uint16]string
+	scratch []target
+
+	// Outgoing side, see writer.go.
+	wmu        sync.Mutex
+	wbuf       []byte
+	flushing   bool
+	wclosed    bool
+	closeAfter bool
+	outAlias   map[string]uint16
+
+	kickOnce   sync.Once
+	kickReason packet.ReasonCode
+}
+
+func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
+	c := &conn{srv: s, nc: nc, meta: meta, done: make(chan struct{}), problemInfo: true}
+	c.info.Listener = meta.Listener
+	c.info.Peer = meta.Peer
+	c.info.WebSocket = meta.Header
+	c.rd = packet.NewReader(bufio.NewReaderSize(nc, 2048), s.o.MaxPacketSize)
+	return c
+}
+
+// kick closes the connection from another goroutine: MQTT 5 clients first get a
+// DISCONNECT with reason.
+func (c *conn) kick(reason packet.ReasonCode) {
+	c.kickOnce.Do(func() {
+		c.kickReason = reason
+		if c.version == packet.V5 {
+			c.send(&packet.Disconnect{ReasonCode: reason})
+		}
+		c.flushAndClose()
+	})
+}
+
+// serve runs the connection: CONNECT, then packets until the connection ends.
+func (c *conn) serve(ctx context.Context) {
+	defer close(c.done)
+	defer c.cleanup()
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.o.IdleTimeout))
+	p, err := c.rd.ReadPacket(0)
+	if err != nil {
+		c.refuseConnect(p, err)
+		return
+	}
+	if !c.connect(ctx, p.(*packet.Connect)) {
+		return
+	}
+	c.readLoop(ctx)
+}
+
+// refuseConnect answers a CONNECT that could not be decoded, when the protocol lets the
+// server say why, and closes.
+func (c *conn) refuseConnect(p packet.Packet, err error) {
+	var pe *packet.Error
+	if !errors.As(err, &pe) {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.log.Debug("connection closed before CONNECT", "peer", c.meta.Peer, "err", err)
+		}
+		_ = c.nc.Close()
+		return
+	}
+	c.srv.log.Debug("bad CONNECT", "peer", c.meta.Peer, "listener", c.meta.Listener, "err", err)
+	cp, _ := p.(*packet.Connect)
+	switch {
+	case cp != nil && cp.Version == packet.V5:
+		c.version = packet.V5
+		c.send(&packet.Connack{ReasonCode: pe.Code})
+	case pe.Code == packet.UnsupportedProtocolVersion:
+		c.version = packet.V311
+		c.send(&packet.Connack{ReasonCode: packet.ConnRefusedProtocolVersion})
+	case pe.Code == packet.ClientIdentifierNotValid && cp != nil:
+		c.version = cp.Version
+		c.send(&packet.Connack{ReasonCode: packet.ConnRefusedIdentifierRejected})
+	}
+	c.flushAndClose()
+}
+
+// refuse sends a CONNACK refusal in the client's protocol version and closes.
+func (c *conn) refuse(code packet.ReasonCode, why string) bool {
+	c.srv.log.Info("connection refused", "client", c.info.ClientID, "peer", c.meta.Peer,
+		"listener", c.meta.Listener, "reason", code.String(), "why", why)
+	if c.version != packet.V5 {
+		code = code.ConnackV3()
+	}
+	c.send(&packet.Connack{ReasonCode: code})
+	c.flushAndClose()
+	return false
+}
+
+func (c *conn) limits() topic.Limits {
+	return topic.Limits{MaxLevels: c.srv.o.MaxTopicLevels, MaxLength: c.srv.o.MaxTopicLength}
+}
+
+// connect processes an accepted CONNECT packet and reports whether the client is in.
+func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
+	o := &c.srv.o
+	c.version = cp.Version
+	c.info.ProtocolVersion = byte(cp.Version)
+	c.info.ClientID = cp.ClientID
+	c.info.Username = cp.Username
+	assigned := false
+	if len(cp.ClientID) > o.MaxClientIDLen {
+		return c.refuse(packet.ClientIdentifierNotValid, "client id too long")
+	}
+	if cp.ClientID == "" {
+		c.info.ClientID = newClientID()
+		assigned = true
+	}
+
+	var ack packet.Connack
+	ka := cp.KeepAlive
+	if c.version == packet.V5 {
+		props := &cp.Properties
+		c.recvMax = 65535
+		if props.Has(packet.PropReceiveMaximum) {
+			c.recvMax = props.ReceiveMaximum
+		}
+		if props.Has(packet.PropMaximumPacketSize) {
+			c.maxPacket = props.MaximumPacketSize
+		}
+		c.aliasMax = props.TopicAliasMaximum
+		if props.Has(packet.PropRequestProblemInfo) {
+			c.problemInfo = props.RequestProblemInfo == 1
+		}
+		if props.Has(packet.PropAuthMethod) {
+			// Enhanced authentication is not configured (it arrives with the
+			// authentication chain): refuse as the spec asks [MQTT-4.12.0-1].
+			return c.refuse(packet.BadAuthenticationMethod, "enhanced authentication not configured")
+		}
+		switch {
+		case o.ServerKeepAlive > 0 && o.ServerKeepAlive != ka:
+			ka = o.ServerKeepAlive
+			ack.Properties.ServerKeepAlive = ka
+			ack.Properties.Set(packet.PropServerKeepAlive)
+		case ka > o.MaxKeepAlive || (ka == 0 && o.MaxKeepAlive < 65535):
+			ka = o.MaxKeepAlive
+			ack.Properties.ServerKeepAlive = ka
+			ack.Properties.Set(packet.PropServerKeepAlive)
+		}
+	} else if ka > o.MaxKeepAlive || (ka == 0 && o.MaxKeepAlive < 65535) {
+		return c.refuse(packet.ServerUnavailable, "keep alive above max_keepalive")
+	}
+	c.keepAlive = time.Duration(float64(time.Duration(ka)*time.Second) * o.KeepaliveMultiplier)
+
+	if w := cp.Will; w != nil {
+		if err := topic.ValidateName(w.Topic, c.limits()); err != nil || topic.IsSys(w.Topic) {
+			return c.refuse(packet.TopicNameInvalid, "will topic invalid")
+		}
+		if w.QoS > o.MaxQoS {
+			return c.refuse(packet.QoSNotSupported, "will QoS above maximum QoS")
+		}
+		if w.Retain && !o.RetainAvailable {
+			return c.refuse(packet.RetainNotSupported, "retained will but retain is not available")
+		}
+		c.will = &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, Props: w.Properties, From: c.info.ClientID}
+		if w.Properties.Has(packet.PropMessageExpiry) {
+			// The expiry of a will counts from when it is published; keep the interval.
+			c.will.Props.Clear(packet.PropMessageExpiry)
+			c.will.Props.MessageExpiry = w.Properties.MessageExpiry
+		}
+		c.willDelay = time.Duration(w.Properties.WillDelay) * time.Second
+		c.will.Props.Clear(packet.PropWillDelay)
+	}
+
+	res := c.srv.authn.Authenticate(ctx, &c.info, cp)
+	if res.Code != packet.Success {
+		return c.refuse(res.Code, "authentication")
+	}
+	c.info.Superuser = res.Superuser
+	c.info.Attrs = res.Attrs
+	if c.will != nil && !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionPublish, QoS: c.will.QoS, Retain: c.will.Retain}, c.will.Topic) {
+		return c.refuse(packet.NotAuthorized, "will topic not authorized")
+	}
+
+	maxExpiry := uint32(min(o.SessionExpiry/time.Second, 0xFFFFFFFF))
+	var expiry uint32
+	if c.version == packet.V5 {
+		expiry = cp.Properties.SessionExpiry
+		if expiry > maxExpiry {
+			expiry = maxExpiry
+			ack.Properties.SessionExpiry = expiry
+			ack.Properties.Set(packet.PropSessionExpiry)
+		}
+		c.zeroExpiry = expiry == 0
+	} else if !cp.CleanStart {
+		expiry = maxExpiry
+	}
+
+	sess, present, err := c.srv.openSession(c, cp.CleanStart, expiry)
+	if err != nil {
+		return c.refuse(packet.ServerBusy, err.Error())
+	}
+	c.sess = sess
+	c.srv.stats.connected.Add(1)
+
+	ack.SessionPresent = present
+	if c.version == packet.V5 {
+		c.fillConnackProps(&ack.Properties, assigned)
+	}
+	c.send(&ack)
+	c.rd.SetMaxPacketSize(o.MaxPacketSize)
+	c.srv.log.Debug("client connected", "client", c.info.ClientID, "peer", c.meta.Peer, "listener", c.meta.Listener,
+		"version", c.version.String(), "session_present", present)
+	if present {
+		now := time.Now()
+		sess.mu.Lock()
+		sess.resumeLocked(now)
+		sess.mu.Unlock()
+	}
+	return true
+}
+
+func (c *conn) fillConnackProps(p *packet.Properties, assigned bool) {
+	o := &c.srv.o
+	if assigned {
+		p.AssignedClientID = c.info.ClientID
+		p.Set(packet.PropAssignedClientID)
+	}
+	if o.MaxInflight < 65535 {
+		p.ReceiveMaximum = uint16(o.MaxInflight)
+		p.Set(packet.PropReceiveMaximum)
+	}
+	if o.MaxQoS < 2 {
+		p.MaximumQoS = o.MaxQoS
+		p.Set(packet.PropMaximumQoS)
+	}
+	if !o.RetainAvailable {
+		p.Set(packet.PropRetainAvailable)
+	}
+	if o.MaxPacketSize < packet.MaxPacketSize {
+		p.MaximumPacketSize = uint32(o.MaxPacketSize)
+		p.Set(packet.PropMaximumPacketSize)
+	}
+	if o.MaxTopicAlias > 0 {
+		p.TopicAliasMaximum = o.MaxTopicAlias
+		p.Set(packet.PropTopicAliasMaximum)
+	}
+	if !o.WildcardSubscription {
+		p.Set(packet.PropWildcardSubAvailable)
+	}
+	if !o.SharedSubscription {
+		p.Set(packet.PropSharedSubAvailable)
+	}
+}
+
+func newClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "rampart-" + hex.EncodeToString(b[:])
+}
+
+// readLoop reads and handles packets until the connection ends.
+func (c *conn) readLoop(ctx context.Context) {
+	for {
+		if c.keepAlive > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		h, err := c.rd.ReadFixedHeader()
+		var p packet.Packet
+		if err == nil {
+			var body []byte
+			body, err = c.rd.ReadBody(h, nil)
+			if err == nil {
+				c.srv.stats.bytesIn.Add(int64(h.Size()))
+				p, err = packet.Decode(h, body, c.version)
+			}
+		}
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if code, why := c.handle(ctx, p); code != packet.Success {
+			c.closeWith(code, why)
+			return
+		}
+		if c.disconnected || c.isClosed() {
+			return
+		}
+	}
+}
+
+func (c *conn) isClosed() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wclosed || c.closeAfter
+}
+
+// readFailed ends the connection after a read error: a protocol violation gets a
+// DISCONNECT with its reason (MQTT 5), a silent client a keep-alive timeout.
+func (c *conn) readFailed(err error) {
+	var pe *packet.Error
+	switch {
+	case errors.As(err, &pe):
+		c.closeWith(pe.Code, pe.Error())
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.closeWith(packet.KeepAliveTimeout, "no packet within 1.5 x keep alive")
+	default:
+		c.srv.log.Debug("connection lost", "client", c.info.ClientID, "err", err)
+		_ = c.nc.Close()
+	}
+}
+
+// closeWith ends the connection because of the server: MQTT 5 clients get a DISCONNECT
+// with the reason [MQTT-4.13.1-1].
+func (c *conn) closeWith(code packet.ReasonCode, why string) {
+	c.srv.log.Debug("disconnecting client", "client", c.info.ClientID, "reason", code.String(), "why", why)
+	if c.version == packet.V5 && code.ValidFor(packet.DISCONNECT) {
+		d := &packet.Disconnect{ReasonCode: code}
+		if c.problemInfo && why != "" && len(why) < 256 {
+			d.Properties.ReasonString = why
+			d.Properties.Set(packet.PropReasonString)
+		}
+		c.send(d)
+	}
+	c.flushAndClose()
+}
+
+// cleanup runs when the connection has ended: the session is detached, the will is
+// published or scheduled, and a session whose expiry is 0 ends.
+func (c *conn) cleanup() {
+	c.flushAndClose()
+	sess := c.sess
+	if sess == nil {
+		return
+	}
+	c.srv.stats.connected.Add(-1)
+	sess.mu.Lock()
+	if sess.conn != c {
+		sess.mu.Unlock()
+		return
+	}
+	sess.conn = nil
+	sess.online.Store(false)
+	expiry := sess.expiry
+	will := c.will
+	if c.willDone {
+		will = nil
+	}
+	delayed := false
+	if will != nil && c.willDelay > 0 && expiry > 0 {
+		d := c.willDelay
+		if expiry != 0xFFFFFFFF {
+			d = min(d, time.Duration(expiry)*time.Second)
+		}
+		sess.willTimer = time.AfterFunc(d, func() {
+			sess.mu.Lock()
+			fire := sess.willTimer != nil && sess.conn == nil
+			sess.willTimer = nil
+			sess.mu.Unlock()
+			if fire {
+				c.srv.publishWill(will, &c.info)
+			}
+		})
+		delayed = true
+	}
+	if expiry > 0 && expiry != 0xFFFFFFFF {
+		sess.expiryTimer = time.AfterFunc(time.Duration(expiry)*time.Second, func() {
+			sess.mu.Lock()
+			stale := sess.conn != nil || sess.destroyed
+			sess.mu.Unlock()
+			if !stale {
+				c.srv.destroySession(sess)
+			}
+		})
+	}
+	sess.mu.Unlock()
+	if will != nil && !delayed {
+		c.srv.publishWill(will, &c.info)
+	}
+	if expiry == 0 {
+		c.srv.destroySession(sess)
+		return
+	}
+	c.srv.redistribute(sess.takeShared())
+}

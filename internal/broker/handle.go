@@ -1,0 +1,288 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/clientinfo"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
+)
+
+// handle processes one packet after CONNECT. A code other than Success ends the
+// connection with that reason.
+func (c *conn) handle(ctx context.Context, p packet.Packet) (packet.ReasonCode, string) {
+	now := time.Now()
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.handlePublish(ctx, p, now)
+	case *packet.Puback:
+		c.sess.ack(p.PacketID, statePublished, now)
+	case *packet.Pubrec:
+		switch {
+		case p.ReasonCode.IsError():
+			c.sess.dropRefused(p.PacketID, now)
+		case c.sess.received(p.PacketID):
+			c.send(&packet.Pubrel{PacketID: p.PacketID})
+		default:
+			c.send(c.notFound(&packet.Pubrel{PacketID: p.PacketID}))
+		}
+	case *packet.Pubrel:
+		c.sess.mu.Lock()
+		_, known := c.sess.awaitRel[p.PacketID]
+		delete(c.sess.awaitRel, p.PacketID)
+		c.sess.mu.Unlock()
+		if known {
+			c.send(&packet.Pubcomp{PacketID: p.PacketID})
+		} else {
+			c.send(c.notFoundComp(p.PacketID))
+		}
+	case *packet.Pubcomp:
+		c.sess.ack(p.PacketID, stateReleased, now)
+	case *packet.Subscribe:
+		return c.handleSubscribe(ctx, p, now)
+	case *packet.Unsubscribe:
+		return c.handleUnsubscribe(p)
+	case *packet.Pingreq:
+		c.send(&packet.Pingresp{})
+	case *packet.Disconnect:
+		return c.handleDisconnect(p)
+	case *packet.Auth:
+		return packet.ProtocolError, "AUTH without enhanced authentication"
+	case *packet.Connect:
+		return packet.ProtocolError, "second CONNECT" // [MQTT-3.1.0-2]
+	default:
+		return packet.ProtocolError, p.Type().String() + " is not sent by clients"
+	}
+	return packet.Success, ""
+}
+
+func (c *conn) notFound(p *packet.Pubrel) *packet.Pubrel {
+	if c.version == packet.V5 {
+		p.ReasonCode = packet.PacketIdentifierNotFound
+	}
+	return p
+}
+
+func (c *conn) notFoundComp(pid uint16) *packet.Pubcomp {
+	p := &packet.Pubcomp{PacketID: pid}
+	if c.version == packet.V5 {
+		p.ReasonCode = packet.PacketIdentifierNotFound
+	}
+	return p
+}
+
+// handlePublish routes an incoming application message and acknowledges it.
+func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Time) (packet.ReasonCode, string) {
+	o := &c.srv.o
+	c.srv.stats.msgsIn.Add(1)
+	name := p.Topic
+	if c.version == packet.V5 && p.Properties.Has(packet.PropTopicAlias) {
+		a := p.Properties.TopicAlias
+		if o.MaxTopicAlias == 0 || a > o.MaxTopicAlias {
+			return packet.TopicAliasInvalid, "topic alias above the maximum" // [MQTT-3.3.2-9]
+		}
+		if name != "" {
+			if c.inAlias == nil {
+				c.inAlias = make(map[uint16]string)
+			}
+			c.inAlias[a] = strings.Clone(name)
+		} else if name = c.inAlias[a]; name == "" {
+			return packet.ProtocolError, "unknown topic alias"
+		}
+	}
+	if p.QoS > o.MaxQoS {
+		return packet.QoSNotSupported, "QoS above maximum QoS" // [MQTT-3.2.2-11]
+	}
+	if p.Retain && !o.RetainAvailable {
+		return packet.RetainNotSupported, "retain is not available" // [MQTT-3.2.2-14]
+	}
+	if c.version == packet.V5 && p.Properties.Has(packet.PropSubscriptionID) {
+		return packet.ProtocolError, "subscription identifier from a client" // [MQTT-3.3.4-6]
+	}
+	if err := topic.ValidateName(name, c.limits()); err != nil {
+		if c.version == packet.V5 && p.QoS > 0 {
+			return c.ackPublish(p, packet.TopicNameInvalid, now)
+		}
+		return packet.TopicNameInvalid, err.Error()
+	}
+	if p.QoS == 2 {
+		c.sess.mu.Lock()
+		_, dup := c.sess.awaitRel[p.PacketID]
+		full := !dup && len(c.sess.awaitRel) >= min(o.MaxInflight, o.MaxAwaitingRel)
+		c.sess.mu.Unlock()
+		if dup {
+			// Already received and routed: acknowledge again, do not deliver twice.
+			c.send(&packet.Pubrec{PacketID: p.PacketID})
+			return packet.Success, ""
+		}
+		if full {
+			if c.version == packet.V5 {
+				return packet.ReceiveMaximumExceeded, "more unacknowledged QoS 2 messages than receive maximum"
+			}
+			return packet.QuotaExceeded, "too many QoS 2 messages awaiting release"
+		}
+	}
+	if topic.IsSys(name) {
+		// Clients never publish into the broker's own namespace.
+		return c.ackPublish(p, packet.NotAuthorized, now)
+	}
+	if !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionPublish, QoS: p.QoS, Retain: p.Retain}, name) {
+		return c.ackPublish(p, packet.NotAuthorized, now)
+	}
+	m := newMessage(p, name, c.info.ClientID, now)
+	var n int
+	c.scratch, n = c.srv.route(m, c.scratch)
+	code := packet.Success
+	if n == 0 {
+		code = packet.NoMatchingSubscribers
+	}
+	return c.ackPublish(p, code, now)
+}
+
+// ackPublish acknowledges a PUBLISH. Refusals are told to MQTT 5 clients; MQTT 3.1.1 has
+// no way to say no, so it gets a positive acknowledgement [MQTT-3.3.5-2].
+func (c *conn) ackPublish(p *packet.Publish, code packet.ReasonCode, now time.Time) (packet.ReasonCode, string) {
+	if c.version != packet.V5 {
+		code = packet.Success
+	}
+	switch p.QoS {
+	case 1:
+		c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: code})
+	case 2:
+		if !code.IsError() {
+			c.sess.mu.Lock()
+			c.sess.awaitRel[p.PacketID] = now
+			c.sess.mu.Unlock()
+		}
+		c.send(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: code})
+	}
+	return packet.Success, ""
+}
+
+// handleSubscribe grants or refuses each filter, answers with SUBACK, then sends the
+// retained messages the new subscriptions ask for.
+func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now time.Time) (packet.ReasonCode, string) {
+	o := &c.srv.o
+	subID := 0
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		subID = p.Properties.SubscriptionIDs[0]
+	}
+	codes := make([]packet.ReasonCode, len(p.Subscriptions))
+	type retainedSend struct {
+		sub  *subscription
+		msgs []*Message
+	}
+	var sends []retainedSend
+	for i, req := range p.Subscriptions {
+		code, sub := c.grant(ctx, req, subID)
+		codes[i] = code
+		if sub == nil {
+			continue
+		}
+		c.sess.mu.Lock()
+		_, existed := c.sess.subs[sub.filter]
+		c.sess.subs[sub.filter] = sub
+		c.sess.mu.Unlock()
+		c.srv.router.add(c.sess, sub)
+		// Retained messages: not for shared subscriptions; retain handling 1 only for a new
+		// subscription, 2 never [MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+		if o.RetainAvailable && !sub.isShared && (sub.rh == 0 || (sub.rh == 1 && !existed)) {
+			if msgs := c.srv.retained.match(sub.filter); len(msgs) > 0 {
+				sends = append(sends, retainedSend{sub, msgs})
+			}
+		}
+	}
+	c.send(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	for _, s := range sends {
+		var allowed []*Message
+		for _, m := range s.msgs {
+			if c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionSubscribe, QoS: m.QoS}, m.Topic) {
+				allowed = append(allowed, m)
+			}
+		}
+		c.sess.deliverRetained(allowed, s.sub, now)
+	}
+	return packet.Success, ""
+}
+
+// grant decides one requested subscription.
+func (c *conn) grant(ctx context.Context, req packet.Subscription, subID int) (packet.ReasonCode, *subscription) {
+	o := &c.srv.o
+	fail := func(code packet.ReasonCode) (packet.ReasonCode, *subscription) {
+		if c.version != packet.V5 {
+			return packet.SubackFailure, nil
+		}
+		return code, nil
+	}
+	if err := topic.ValidateFilter(req.Filter, c.limits()); err != nil {
+		return fail(packet.TopicFilterInvalid)
+	}
+	group, real, shared := topic.ParseShared(req.Filter)
+	if shared && !o.SharedSubscription {
+		return fail(packet.SharedSubscriptionsNotSupported)
+	}
+	if !o.WildcardSubscription && strings.ContainsAny(real, "+#") {
+		return fail(packet.WildcardSubscriptionsNotSupported)
+	}
+	qos := min(req.QoS, o.MaxQoS)
+	if !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionSubscribe, QoS: qos, Group: group}, real) {
+		return fail(packet.NotAuthorized)
+	}
+	return packet.ReasonCode(qos), &subscription{filter: req.Filter, group: group, isShared: shared, qos: qos,
+		noLocal: req.NoLocal, rap: req.RetainAsPublished, rh: req.RetainHandling, subID: subID}
+}
+
+func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (packet.ReasonCode, string) {
+	codes := make([]packet.ReasonCode, len(p.Filters))
+	for i, f := range p.Filters {
+		c.sess.mu.Lock()
+		_, ok := c.sess.subs[f]
+		delete(c.sess.subs, f)
+		c.sess.mu.Unlock()
+		if ok {
+			c.srv.router.remove(c.sess, f)
+		} else {
+			codes[i] = packet.NoSubscriptionExisted
+		}
+	}
+	ack := &packet.Unsuback{PacketID: p.PacketID}
+	if c.version == packet.V5 {
+		ack.ReasonCodes = codes
+	}
+	c.send(ack)
+	return packet.Success, ""
+}
+
+// handleDisconnect ends the connection at the client's request. Reason 0x04 keeps the will;
+// any other reason discards it [MQTT-3.14.4-3].
+func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string) {
+	if c.version == packet.V5 && p.Properties.Has(packet.PropSessionExpiry) {
+		if c.zeroExpiry && p.Properties.SessionExpiry != 0 {
+			return packet.ProtocolError, "session expiry raised from 0 at DISCONNECT" // [MQTT-3.14.2-2]
+		}
+		maxExpiry := uint32(min(c.srv.o.SessionExpiry/time.Second, 0xFFFFFFFF))
+		c.sess.mu.Lock()
+		c.sess.expiry = min(p.Properties.SessionExpiry, maxExpiry)
+		c.sess.mu.Unlock()
+	}
+	c.disconnected = true
+	c.willDone = p.ReasonCode != packet.DisconnectWithWillMessage
+	_ = c.nc.Close()
+	return packet.Success, ""
+}
+
+// publishWill publishes a will message when it is due, if the client may still publish to
+// its topic.
+func (s *Server) publishWill(m *Message, info *clientinfo.Info) {
+	if !s.authz.Authorize(context.Background(), info, Action{Kind: ActionPublish, QoS: m.QoS, Retain: m.Retain}, m.Topic) {
+		return
+	}
+	w := *m
+	if m.Props.MessageExpiry > 0 {
+		w.Expiry = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+		w.Props.MessageExpiry = 0
+	}
+	s.route(&w, nil)
+}

@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configures a Server. Start from Defaults(): zero sizes, counts and durations fall
+// back to their defaults, but booleans and MaxQoS are taken as given.
+type Options struct {
+	NodeName string
+
+	IdleTimeout    time.Duration // CONNECT deadline
+	MaxPacketSize  int
+	MaxClientIDLen int
+	MaxTopicLevels int
+	MaxTopicLength int
+	MaxQoS         byte
+	MaxInflight    int // outbound window and the Receive Maximum we announce
+	MaxMqueueLen   int
+	MaxMqueueBytes int64
+	// MqueueStoreQoS0 queues QoS 0 messages for offline persistent sessions.
+	MqueueStoreQoS0 bool
+	MaxAwaitingRel  int
+	AwaitRelTimeout time.Duration
+	// SessionExpiry is the expiry of 3.1/3.1.1 sessions with clean session 0 and the
+	// upper bound of an MQTT 5 client's session expiry interval.
+	SessionExpiry        time.Duration
+	KeepaliveMultiplier  float64
+	ServerKeepAlive      uint16 // 0 = use the client's
+	MaxKeepAlive         uint16
+	RetainAvailable      bool
+	WildcardSubscription bool
+	SharedSubscription   bool
+	SharedStrategy       string // "round_robin" or "random"
+	MaxTopicAlias        uint16 // Topic Alias Maximum announced to MQTT 5 clients
+	UpgradeQoS           bool
+	SendTimeout          time.Duration // write deadline for one flush
+	HighWatermark        int           // pending bytes before a connection counts as slow
+	SysInterval          time.Duration // 0 disables $SYS publishing
+
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+	// Authenticator and Authorizer are the security seams; nil allows everything.
+	Authenticator Authenticator
+	Authorizer    Authorizer
+	// Version is reported in $SYS.
+	Version string
+}
+
+// Defaults returns the options the broker uses for every zero field.
+func Defaults() Options {
+	return Options{
+		NodeName:             "rampart@127.0.0.1",
+		IdleTimeout:          10 * time.Second,
+		MaxPacketSize:        1 << 20,
+		MaxClientIDLen:       65535,
+		MaxTopicLevels:       128,
+		MaxTopicLength:       65535,
+		MaxQoS:               2,
+		MaxInflight:          32,
+		MaxMqueueLen:         1000,
+		MaxMqueueBytes:       64 << 20,
+		MqueueStoreQoS0:      true,
+		MaxAwaitingRel:       100,
+		AwaitRelTimeout:      300 * time.Second,
+		SessionExpiry:        2 * time.Hour,
+		KeepaliveMultiplier:  1.5,
+		MaxKeepAlive:         65535,
+		RetainAvailable:      true,
+		WildcardSubscription: true,
+		SharedSubscription:   true,
+		SharedStrategy:       "round_robin",
+		MaxTopicAlias:        65535,
+		SendTimeout:          15 * time.Second,
+		HighWatermark:        1 << 20,
+		SysInterval:          time.Minute,
+		Version:              "dev",
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := Defaults()
+	set := func(dst *int, def int) {
+		if *dst == 0 {
+			*dst = def
+		}
+	}
+	if o.NodeName == "" {
+		o.NodeName = d.NodeName
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = d.IdleTimeout
+	}
+	set(&o.MaxPacketSize, d.MaxPacketSize)
+	set(&o.MaxClientIDLen, d.MaxClientIDLen)
+	set(&o.MaxTopicLevels, d.MaxTopicLevels)
+	set(&o.MaxTopicLength, d.MaxTopicLength)
+	set(&o.MaxInflight, d.MaxInflight)
+	set(&o.MaxMqueueLen, d.MaxMqueueLen)
+	set(&o.MaxAwaitingRel, d.MaxAwaitingRel)
+	set(&o.HighWatermark, d.HighWatermark)
+	if o.MaxMqueueBytes == 0 {
+		o.MaxMqueueBytes = d.MaxMqueueBytes
+	}
+	if o.AwaitRelTimeout == 0 {
+		o.AwaitRelTimeout = d.AwaitRelTimeout
+	}
+	if o.KeepaliveMultiplier == 0 {
+		o.KeepaliveMultiplier = d.KeepaliveMultiplier
+	}
+	if o.MaxKeepAlive == 0 {
+		o.MaxKeepAlive = d.MaxKeepAlive
+	}
+	if o.SharedStrategy == "" {
+		o.SharedStrategy = d.SharedStrategy
+	}
+	if o.SendTimeout == 0 {
+		o.SendTimeout = d.SendTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Version == "" {
+		o.Version = d.Version
+	}
+	return o
+}

@@ -1,0 +1,271 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/listener"
+)
+
+// Server is an MQTT broker. Connections reach it through HandleConn, normally from the
+// listeners that Serve runs.
+type Server struct {
+	o     Options
+	log   *slog.Logger
+	authn Authenticator
+	authz Authorizer
+
+	router   *router
+	retained *retainedStore
+	stats    stats
+	started  time.Time
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	conns     map[*conn]struct{}
+	nextSeq   uint64
+	closing   bool
+	connsDone sync.WaitGroup
+}
+
+// stats are the counters published in $SYS.
+type stats struct {
+	connected   atomic.Int64
+	msgsIn      atomic.Int64
+	msgsOut     atomic.Int64
+	bytesIn     atomic.Int64
+	bytesOut    atomic.Int64
+	dropped     atomic.Int64
+	slowClosed  atomic.Int64
+	connections atomic.Int64 // total accepted
+}
+
+// New returns a Server. It does not listen: call Serve with listeners, or HandleConn.
+func New(o Options) *Server {
+	o = o.withDefaults()
+	s := &Server{
+		o:        o,
+		log:      o.Logger,
+		authn:    o.Authenticator,
+		authz:    o.Authorizer,
+		router:   newRouter(o.SharedStrategy),
+		retained: newRetainedStore(),
+		sessions: make(map[string]*session),
+		conns:    make(map[*conn]struct{}),
+		started:  time.Now(),
+	}
+	if s.authn == nil {
+		s.authn = allowAll{}
+	}
+	if s.authz == nil {
+		s.authz = allowAll{}
+	}
+	return s
+}
+
+// Serve runs the listeners until ctx is done, then shuts down: listeners stop accepting,
+// MQTT 5 clients get DISCONNECT 0x8B (server shutting down), and every connection closes.
+// It returns the first listener error, if any.
+func (s *Server) Serve(ctx context.Context, ls []listener.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(ls))
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Serve(ctx, s.HandleConn); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+		s.log.Info("listening", "listener", l.Name(), "addr", l.Addr().String())
+	}
+	if s.o.SysInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runSys(ctx) }()
+	}
+	<-ctx.Done()
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	s.Shutdown()
+	wg.Wait()
+	close(errs)
+	var err error
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
+// Shutdown disconnects every client (MQTT 5 clients with reason 0x8B) and waits for the
+// connections to finish, at most a few seconds.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.kick(serverShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() { s.connsDone.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("shutdown: connections still open after 5s")
+	}
+}
+
+// HandleConn serves one client connection until it ends. It closes nc.
+func (s *Server) HandleConn(ctx context.Context, nc net.Conn, meta listener.Meta) {
+	c := newConn(s, nc, meta)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connsDone.Add(1)
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.connsDone.Done()
+	}()
+	c.serve(ctx)
+}
+
+// openSession attaches c to the session of its client id: a new one, or the existing one
+// when the client asked to resume and is the same principal. A connection already attached
+// to the session is taken over [MQTT-3.1.4-3]. It reports whether a session was resumed.
+func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session, bool, error) {
+	id := c.info.ClientID
+	for range 16 {
+		s.mu.Lock()
+		sess := s.sessions[id]
+		if sess == nil {
+			s.nextSeq++
+			sess = &session{srv: s, id: id, seq: s.nextSeq, username: c.info.Username, expiry: expiry,
+				subs: make(map[string]*subscription), inflight: make(map[uint16]*outMsg), awaitRel: make(map[uint16]time.Time)}
+			sess.conn = c
+			sess.online.Store(true)
+			s.sessions[id] = sess
+			s.mu.Unlock()
+			return sess, false, nil
+		}
+		s.mu.Unlock()
+
+		sess.mu.Lock()
+		old := sess.conn
+		sess.mu.Unlock()
+		if old != nil {
+			old.kick(sessionTakenOver)
+			select {
+			case <-old.done:
+			case <-time.After(5 * time.Second):
+				return nil, false, errors.New("previous connection of this client id did not close")
+			}
+		}
+
+		sess.mu.Lock()
+		if sess.destroyed || sess.conn != nil {
+			sess.mu.Unlock()
+			continue
+		}
+		if cleanStart || sess.username != c.info.Username {
+			// A clean start, or another principal using this client id: the old session's
+			// subscriptions and messages are never handed over.
+			sess.mu.Unlock()
+			s.destroySession(sess)
+			continue
+		}
+		sess.conn = c
+		sess.online.Store(true)
+		sess.expiry = expiry
+		if sess.expiryTimer != nil {
+			sess.expiryTimer.Stop()
+			sess.expiryTimer = nil
+		}
+		if sess.willTimer != nil {
+			// Reconnected before the will delay ended: no will [MQTT-3.1.3-9].
+			sess.willTimer.Stop()
+			sess.willTimer = nil
+		}
+		sess.mu.Unlock()
+		return sess, true, nil
+	}
+	return nil, false, errors.New("client id contended by concurrent connections")
+}
+
+// destroySession ends a session: it leaves the registry and the router, and its queued
+// messages are dropped (shared ones go to another member).
+func (s *Server) destroySession(sess *session) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	shared := sess.takeShared()
+	sess.mu.Lock()
+	if sess.destroyed {
+		sess.mu.Unlock()
+		return
+	}
+	sess.destroyed = true
+	subs := sess.subs
+	sess.subs = nil
+	sess.queue, sess.queueHead, sess.queueSize = nil, 0, 0
+	sess.inflight = nil
+	if sess.expiryTimer != nil {
+		sess.expiryTimer.Stop()
+	}
+	sess.mu.Unlock()
+	for f := range subs {
+		s.router.remove(sess, f)
+	}
+	s.redistribute(shared)
+}
+
+// redistribute sends messages of a departed shared-group member to another member.
+func (s *Server) redistribute(msgs []*outMsg) {
+	now := time.Now()
+	for _, om := range msgs {
+		var ts []target
+		ts = s.router.match(om.msg.Topic, om.msg.From, ts)
+		for i := range ts {
+			if ts[i].shared == om.shared && ts[i].sess.online.Load() {
+				ts[i].sess.deliver(om.msg, &ts[i], now)
+			}
+		}
+	}
+}
+
+// route delivers a message to every matching session and stores it when it is retained.
+// It returns the number of sessions it was delivered to.
+func (s *Server) route(m *Message, scratch []target) ([]target, int) {
+	now := time.Now()
+	if m.Retain && s.o.RetainAvailable {
+		s.retained.set(m)
+	}
+	ts := s.router.match(m.Topic, m.From, scratch[:0])
+	for i := range ts {
+		ts[i].sess.deliver(m, &ts[i], now)
+	}
+	n := len(ts)
+	clear(ts) // drop references so the scratch slice does not pin sessions
+	return ts[:0], n
+}

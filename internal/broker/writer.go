@@ -1,0 +1,191 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
+)
+
+// The outgoing side of a connection. Producers encode into c.wbuf under c.wmu; a flusher
+// goroutine runs only while wbuf is not empty and gives its buffers back when done, so an
+// idle connection holds no write buffer and no writer goroutine.
+
+// send queues a control packet. It reports false when the connection is closed or the
+// packet could not be encoded.
+func (c *conn) send(p packet.Packet) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed || c.closeAfter {
+		return false
+	}
+	b, err := p.AppendTo(c.wbuf, c.version)
+	if err != nil {
+		c.srv.log.Error("encode failed", "client", c.info.ClientID, "type", p.Type(), "err", err)
+		return false
+	}
+	c.wbuf = b
+	c.kickWriterLocked()
+	return true
+}
+
+// sendMessage encodes one delivery. A QoS 0 message to a connection whose pending bytes are
+// over the high watermark is dropped; a message larger than the client's Maximum Packet Size
+// is never sent [MQTT-3.1.2-25].
+func (c *conn) sendMessage(om *outMsg, now time.Time) {
+	c.encodeMessage(om, false, now)
+}
+
+// resendMessage sends an unacknowledged message again with DUP set [MQTT-3.3.1-1].
+func (c *conn) resendMessage(om *outMsg, now time.Time) {
+	c.encodeMessage(om, true, now)
+}
+
+func (c *conn) encodeMessage(om *outMsg, dup bool, now time.Time) {
+	m := om.msg
+	if m.expired(now) && om.state == stateQueued {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed || c.closeAfter {
+		return
+	}
+	if om.qos == 0 && len(c.wbuf) > c.srv.o.HighWatermark {
+		c.srv.stats.dropped.Add(1)
+		return
+	}
+	p := packet.Publish{Dup: dup && om.qos > 0, QoS: om.qos, Retain: om.retain, Topic: m.Topic, PacketID: om.pid, Payload: m.Payload}
+	if c.version == packet.V5 {
+		p.Properties = m.deliveryProps(now, om.subIDs)
+		c.applyOutAlias(&p)
+	}
+	if c.maxPacket > 0 {
+		size, err := p.Size(c.version)
+		if err == nil && size > int(c.maxPacket) && p.Properties.Has(packet.PropTopicAlias) && p.Topic == "" {
+			size += len(m.Topic) // an aliased form can be smaller; be conservative
+		}
+		if err != nil || size > int(c.maxPacket) {
+			c.srv.stats.dropped.Add(1)
+			return
+		}
+	}
+	b, err := p.AppendTo(c.wbuf, c.version)
+	if err != nil {
+		c.srv.log.Error("encode publish failed", "client", c.info.ClientID, "err", err)
+		return
+	}
+	c.wbuf = b
+	c.srv.stats.msgsOut.Add(1)
+	c.kickWriterLocked()
+}
+
+// applyOutAlias replaces the topic by an alias the client already knows, or teaches it a
+// new one while the client's Topic Alias Maximum allows.
+func (c *conn) applyOutAlias(p *packet.Publish) {
+	if c.aliasMax == 0 {
+		return
+	}
+	if a, ok := c.outAlias[p.Topic]; ok {
+		p.Topic = ""
+		p.Properties.TopicAlias = a
+		p.Properties.Set(packet.PropTopicAlias)
+		return
+	}
+	if len(c.outAlias) >= int(c.aliasMax) {
+		return
+	}
+	if c.outAlias == nil {
+		c.outAlias = make(map[string]uint16)
+	}
+	a := uint16(len(c.outAlias) + 1)
+	c.outAlias[p.Topic] = a
+	p.Properties.TopicAlias = a
+	p.Properties.Set(packet.PropTopicAlias)
+}
+
+func (c *conn) kickWriterLocked() {
+	if len(c.wbuf) > 8*c.srv.o.HighWatermark {
+		// Even acknowledgements pile up: the peer is not reading at all.
+		c.wclosed = true
+		c.srv.stats.slowClosed.Add(1)
+		go c.nc.Close()
+		return
+	}
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// flush writes pending bytes until there are none, then exits; it closes the socket at
+// that point when a close was requested.
+func (c *conn) flush() {
+	var spare []byte
+	for {
+		c.wmu.Lock()
+		if c.wclosed {
+			c.flushing = false
+			c.wbuf = nil
+			c.wmu.Unlock()
+			return
+		}
+		if len(c.wbuf) == 0 {
+			c.flushing = false
+			c.wbuf = nil
+			closeNow := c.closeAfter
+			if closeNow {
+				c.wclosed = true
+			}
+			c.wmu.Unlock()
+			if closeNow {
+				_ = c.nc.Close()
+			}
+			return
+		}
+		buf := c.wbuf
+		c.wbuf = spare[:0]
+		deadline := c.srv.o.SendTimeout
+		if c.closeAfter {
+			deadline = min(deadline, time.Second)
+		}
+		c.wmu.Unlock()
+
+		_ = c.nc.SetWriteDeadline(time.Now().Add(deadline))
+		n, err := c.nc.Write(buf)
+		c.srv.stats.bytesOut.Add(int64(n))
+		if err != nil {
+			c.wmu.Lock()
+			c.wclosed = true
+			c.flushing = false
+			c.wbuf = nil
+			c.wmu.Unlock()
+			c.srv.stats.slowClosed.Add(1)
+			_ = c.nc.Close()
+			return
+		}
+		if cap(buf) <= 64<<10 {
+			spare = buf
+		} else {
+			spare = nil
+		}
+	}
+}
+
+// flushAndClose writes what is pending (with a short deadline) and then closes the
+// socket. Nothing can be queued after it.
+func (c *conn) flushAndClose() {
+	c.wmu.Lock()
+	if c.wclosed {
+		c.wmu.Unlock()
+		_ = c.nc.Close()
+		return
+	}
+	c.closeAfter = true
+	if c.flushing {
+		c.wmu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.wmu.Unlock()
+	c.flush()
+}

@@ -1,0 +1,38 @@
+// Package clientinfo describes who a connected client is: its identifiers, where it connects
+// from, through which listener, and what its transport proved about it. Info is the single
+// source for placeholders in authentication and authorization rules.
+package clientinfo
+
+import (
+	"net/http"
+	"net/netip"
+)
+
+// Info is filled in as a connection progresses: transport facts at accept, MQTT identity at
+// CONNECT, attributes after authentication. It is owned by the connection; readers elsewhere
+// get a copy or read it only after CONNECT has been processed.
+type Info struct {
+	ClientID string
+	Username string
+	// Peer is the client's address: the socket's peer, or the address a trusted PROXY
+	// header gave.
+	Peer netip.AddrPort
+	// Listener names the listener as "type:name", e.g. "tcp:default".
+	Listener string
+	// ProtocolVersion is 3, 4 or 5 once CONNECT has been read.
+	ProtocolVersion byte
+	// WebSocket holds the headers of the upgrade request on ws and wss listeners.
+	WebSocket http.Header
+	// Attrs are client attributes set by authentication (client_attrs).
+	Attrs map[string]string
+	// Superuser is set by an authenticator; it bypasses authorization.
+	Superuser bool
+}
+
+// PeerHost returns the peer's IP address as text, or "" when unknown.
+func (i *Info) PeerHost() string {
+	if !i.Peer.IsValid() {
+		return ""
+	}
+	return i.Peer.Addr().Unmap().String()
+}
