@@ -132,14 +132,3 @@ func (r *retainedStore) all(n *rnode, out *[]*Message) {
 		r.all(c, out)
 	}
 }
-
-// each calls fn for every retained message (for persistence and $SYS).
-func (r *retainedStore) each(fn func(*Message)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var all []*Message
-	r.all(r.root, &all)
-	for _, m := range all {
-		fn(m)
-	}
-}

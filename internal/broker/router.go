@@ -34,11 +34,10 @@ type target struct {
 
 // router finds the sessions whose subscriptions match a topic.
 type router struct {
-	trie     *topic.Trie[*session, *subscription]
-	random   bool
-	mu       sync.Mutex
-	cursors  map[string]*atomic.Uint64 // round-robin position per shared group and filter
-	sharedOn bool
+	trie    *topic.Trie[*session, *subscription]
+	random  bool
+	mu      sync.Mutex
+	cursors map[string]*atomic.Uint64 // round-robin position per shared group and filter
 }
 
 func newRouter(strategy string) *router {

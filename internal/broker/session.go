@@ -10,9 +10,9 @@ import (
 
 // Delivery states of an outgoing QoS 1/2 message.
 const (
-	stateQueued   = iota // waiting for room in the inflight window or for the client
-	statePublished       // PUBLISH sent, waiting for PUBACK / PUBREC
-	stateReleased        // PUBREC received, PUBREL sent, waiting for PUBCOMP
+	stateQueued    = iota // waiting for room in the inflight window or for the client
+	statePublished        // PUBLISH sent, waiting for PUBACK / PUBREC
+	stateReleased         // PUBREC received, PUBREL sent, waiting for PUBCOMP
 )
 
 // outMsg is a message on its way to one session.
