@@ -75,9 +75,10 @@ func (c *Connect) Decode(h FixedHeader, body []byte, _ Version) error {
 		c.Version = Version(level)
 	case name == "MQTT" || name == "MQIsdp":
 		return &Error{Code: UnsupportedProtocolVersion, Rule: "MQTT-3.1.2-2",
-			Detail: fmt.Sprintf("protocol %q level %d", name, level)}
+			Detail: fmt.Sprintf("protocol level %d", level)}
 	default:
-		return protocolErr("MQTT-3.1.2-1", fmt.Sprintf("unknown protocol name %q", name))
+		// The name is client-controlled: keep it out of the error text (and logs).
+		return protocolErr("MQTT-3.1.2-1", "unknown protocol name")
 	}
 	v := c.Version
 	flags, err := d.byte1("connect flags")
@@ -182,6 +183,9 @@ func (c *Connect) AppendTo(dst []byte, v Version) ([]byte, error) {
 	}
 	if c.HasPassword && !c.HasUsername && v != V5 {
 		return dst, malformed("MQTT-3.1.2-22", "password without user name")
+	}
+	if v != V5 && (!c.Properties.Empty() || (c.Will != nil && !c.Will.Properties.Empty())) {
+		return dst, protocolErr("", "CONNECT properties need MQTT 5")
 	}
 	n := 2 + len(name) + 1 + 1 + 2 + 2 + len(c.ClientID)
 	var propLen, willPropLen int

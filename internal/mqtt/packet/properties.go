@@ -180,7 +180,14 @@ func (p *Properties) Has(id PropID) bool {
 }
 
 // Set marks property id present; assign its field first or after, either way.
-func (p *Properties) Set(id PropID) { p.present |= id.bit() }
+// The list properties (subscription identifiers and user properties) are present
+// exactly when their slice is non-empty, so Set ignores them.
+func (p *Properties) Set(id PropID) {
+	if id == PropSubscriptionID || id == PropUser {
+		return
+	}
+	p.present |= id.bit()
+}
 
 // Clear marks property id absent and zeroes its field.
 func (p *Properties) Clear(id PropID) {
