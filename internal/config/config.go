@@ -1,0 +1,183 @@
+package config
+
+import "time"
+
+// Config is the whole broker configuration. The `yaml` tags are the key names of the file
+// and, upper-cased, of the environment overrides.
+type Config struct {
+	Node      Node      `yaml:"node"`
+	Log       Log       `yaml:"log"`
+	Listeners Listeners `yaml:"listeners"`
+	MQTT      MQTT      `yaml:"mqtt"`
+	SysTopics SysTopics `yaml:"sys_topics"`
+
+	// HasAuthenticators tells Validate that at least one authenticator is configured, so a
+	// non-loopback listener without allow_anonymous is acceptable. It is not read from the
+	// file; it is the seam for the authentication configuration that comes later.
+	HasAuthenticators bool `yaml:"-"`
+}
+
+// Node identifies this broker and says where and how it keeps durable state.
+type Node struct {
+	// Name appears in $SYS/brokers/<name>/...; it must not contain '/', '+' or '#'.
+	Name string `yaml:"name"`
+	// DataDir is the directory of the durable store.
+	DataDir string `yaml:"data_dir"`
+	// Durability is sync (fsync before acknowledging) or none (everything in memory).
+	Durability Durability `yaml:"durability"`
+}
+
+// Log configures the broker's log output.
+type Log struct {
+	Level  LogLevel  `yaml:"level"`
+	Format LogFormat `yaml:"format"`
+}
+
+// Listeners holds the listeners by type, then by name. Names match ^[a-z0-9_-]{1,32}$.
+type Listeners struct {
+	TCP map[string]Listener   `yaml:"tcp"`
+	WS  map[string]WSListener `yaml:"ws"`
+}
+
+// Listener is the configuration shared by every listener type.
+type Listener struct {
+	Enable bool `yaml:"enable"`
+	// Bind is host:port. An empty host, 0.0.0.0 or :: means every interface; port 0 means
+	// an ephemeral port chosen by the system.
+	Bind string `yaml:"bind"`
+	// MaxConnections bounds the connections open at once on this listener.
+	MaxConnections Limit `yaml:"max_connections"`
+	// AllowAnonymous opts a non-loopback listener in to clients without credentials.
+	AllowAnonymous bool       `yaml:"allow_anonymous"`
+	TCPOptions     TCPOptions `yaml:"tcp_options"`
+}
+
+// WSListener is a WebSocket listener: a Listener plus the HTTP side.
+type WSListener struct {
+	Listener `yaml:",inline"`
+	// Path is the HTTP path of the WebSocket endpoint; it starts with '/'.
+	Path string `yaml:"path"`
+	// CheckOrigin requires a present Origin header to be in AllowedOrigins or to name the
+	// host the request was sent to.
+	CheckOrigin bool `yaml:"check_origin"`
+	// AllowedOrigins are origins like "https://app.example.com".
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// TCPOptions bounds what one slow connection can cost.
+type TCPOptions struct {
+	// SendTimeout is the write deadline; a client that does not take its data within it
+	// is disconnected.
+	SendTimeout Duration `yaml:"send_timeout"`
+	// HighWatermark is the most bytes pending to one socket before the connection is
+	// treated as slow.
+	HighWatermark Size `yaml:"high_watermark"`
+}
+
+// MQTT holds the protocol limits and features.
+type MQTT struct {
+	IdleTimeout                Duration       `yaml:"idle_timeout"`
+	MaxPacketSize              Size           `yaml:"max_packet_size"`
+	MaxClientIDLen             int            `yaml:"max_clientid_len"`
+	MaxTopicLevels             int            `yaml:"max_topic_levels"`
+	MaxTopicLength             int            `yaml:"max_topic_length"`
+	MaxQoSAllowed              int            `yaml:"max_qos_allowed"`
+	MaxInflight                int            `yaml:"max_inflight"`
+	MaxMqueueLen               int            `yaml:"max_mqueue_len"`
+	MaxMqueueBytes             Size           `yaml:"max_mqueue_bytes"`
+	MqueueStoreQoS0            bool           `yaml:"mqueue_store_qos0"`
+	MaxAwaitingRel             int            `yaml:"max_awaiting_rel"`
+	AwaitRelTimeout            Duration       `yaml:"await_rel_timeout"`
+	SessionExpiryInterval      Duration       `yaml:"session_expiry_interval"`
+	KeepaliveMultiplier        float64        `yaml:"keepalive_multiplier"`
+	ServerKeepalive            Duration       `yaml:"server_keepalive"`
+	MaxKeepalive               int            `yaml:"max_keepalive"`
+	RetainAvailable            bool           `yaml:"retain_available"`
+	WildcardSubscription       bool           `yaml:"wildcard_subscription"`
+	SharedSubscription         bool           `yaml:"shared_subscription"`
+	SharedSubscriptionStrategy SharedStrategy `yaml:"shared_subscription_strategy"`
+	MaxTopicAlias              int            `yaml:"max_topic_alias"`
+	UpgradeQoS                 bool           `yaml:"upgrade_qos"`
+}
+
+// SysTopics configures the $SYS topics.
+type SysTopics struct {
+	// SysMsgInterval is how often $SYS statistics are published; 0 disables them.
+	SysMsgInterval Duration `yaml:"sys_msg_interval"`
+}
+
+// Default returns the safe development configuration: data in ./data, MQTT on
+// 127.0.0.1:1883 and WebSocket on 127.0.0.1:8083, both loopback only, so clients without
+// credentials are accepted only from this machine.
+func Default() *Config {
+	tcp := defaultListener()
+	tcp.Bind = "127.0.0.1:1883"
+	ws := defaultWSListener()
+	ws.Bind = "127.0.0.1:8083"
+	return &Config{
+		Node: Node{
+			Name:       "rampart@127.0.0.1",
+			DataDir:    "./data",
+			Durability: DurabilitySync,
+		},
+		Log: Log{Level: LogInfo, Format: LogText},
+		Listeners: Listeners{
+			TCP: map[string]Listener{"default": tcp},
+			WS:  map[string]WSListener{"default": ws},
+		},
+		MQTT: MQTT{
+			IdleTimeout:                Duration(10 * time.Second),
+			MaxPacketSize:              1 * MB,
+			MaxClientIDLen:             65535,
+			MaxTopicLevels:             128,
+			MaxTopicLength:             65535,
+			MaxQoSAllowed:              2,
+			MaxInflight:                32,
+			MaxMqueueLen:               1000,
+			MaxMqueueBytes:             64 * MB,
+			MqueueStoreQoS0:            true,
+			MaxAwaitingRel:             100,
+			AwaitRelTimeout:            Duration(300 * time.Second),
+			SessionExpiryInterval:      Duration(2 * time.Hour),
+			KeepaliveMultiplier:        1.5,
+			ServerKeepalive:            0,
+			MaxKeepalive:               65535,
+			RetainAvailable:            true,
+			WildcardSubscription:       true,
+			SharedSubscription:         true,
+			SharedSubscriptionStrategy: SharedRoundRobin,
+			MaxTopicAlias:              65535,
+			UpgradeQoS:                 false,
+		},
+		SysTopics: SysTopics{SysMsgInterval: Duration(time.Minute)},
+	}
+}
+
+// defaultListener is where every TCP listener starts, including one first named in the
+// file or the environment. Bind is left empty: a new listener must say where it binds.
+func defaultListener() Listener {
+	return Listener{
+		Enable:         true,
+		MaxConnections: 100000,
+		AllowAnonymous: false,
+		TCPOptions: TCPOptions{
+			SendTimeout:   Duration(15 * time.Second),
+			HighWatermark: 1 * MB,
+		},
+	}
+}
+
+// defaultWSListener is where every WebSocket listener starts.
+func defaultWSListener() WSListener {
+	return WSListener{
+		Listener:    defaultListener(),
+		Path:        "/mqtt",
+		CheckOrigin: true,
+	}
+}
+
+// setDefaults is called by the loader on a listener it creates for a new name.
+func (l *Listener) setDefaults() { *l = defaultListener() }
+
+// setDefaults is called by the loader on a listener it creates for a new name.
+func (w *WSListener) setDefaults() { *w = defaultWSListener() }
