@@ -58,6 +58,7 @@ type conn struct {
 	flushing   bool
 	wclosed    bool
 	closeAfter bool
+	held       bool // output waits for CONNACK: the session is attached before it is sent
 	outAlias   map[string]uint16
 
 	kickOnce   sync.Once
@@ -135,7 +136,7 @@ func (c *conn) refuse(code packet.ReasonCode, why string) bool {
 	if c.version != packet.V5 {
 		code = code.ConnackV3()
 	}
-	c.send(&packet.Connack{ReasonCode: code})
+	c.sendFirst(&packet.Connack{ReasonCode: code})
 	c.flushAndClose()
 	return false
 }
@@ -239,6 +240,11 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 		expiry = maxExpiry
 	}
 
+	// From the moment the session is attached the router may deliver to this connection;
+	// hold that output back until CONNACK is in front of it [MQTT-3.2.0-1].
+	c.wmu.Lock()
+	c.held = true
+	c.wmu.Unlock()
 	sess, present, err := c.srv.openSession(c, cp.CleanStart, expiry)
 	if err != nil {
 		return c.refuse(packet.ServerBusy, err.Error())
@@ -250,7 +256,7 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	if c.version == packet.V5 {
 		c.fillConnackProps(&ack.Properties, assigned)
 	}
-	c.send(&ack)
+	c.sendFirst(&ack)
 	c.rd.SetMaxPacketSize(o.MaxPacketSize)
 	c.srv.log.Debug("client connected", "client", c.info.ClientID, "peer", c.meta.Peer, "listener", c.meta.Listener,
 		"version", c.version.String(), "session_present", present)
@@ -409,16 +415,14 @@ func (c *conn) cleanup() {
 		delayed = true
 	}
 	if expiry > 0 && expiry != 0xFFFFFFFF {
-		sess.expiryTimer = time.AfterFunc(time.Duration(expiry)*time.Second, func() {
-			sess.mu.Lock()
-			stale := sess.conn != nil || sess.destroyed
-			sess.mu.Unlock()
-			if !stale {
-				c.srv.destroySession(sess)
-			}
-		})
+		sess.expiryTimer = time.AfterFunc(time.Duration(expiry)*time.Second, func() { c.srv.expireSession(sess) })
 	}
 	sess.mu.Unlock()
+	if expiry > 0 {
+		if err := c.srv.saveSession(sess, time.Now()); err != nil {
+			c.srv.log.Error("store: session record", "client", sess.id, "err", err)
+		}
+	}
 	if will != nil && !delayed {
 		c.srv.publishWill(will, &c.info)
 	}
@@ -426,5 +430,5 @@ func (c *conn) cleanup() {
 		c.srv.destroySession(sess)
 		return
 	}
-	c.srv.redistribute(sess.takeShared())
+	sess.putBack(c.srv.redistribute(sess, sess.takeShared(), true))
 }

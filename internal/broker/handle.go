@@ -133,7 +133,15 @@ func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Ti
 	}
 	m := newMessage(p, name, c.info.ClientID, now)
 	var n int
-	c.scratch, n = c.srv.route(m, c.scratch)
+	var err error
+	c.scratch, n, err = c.srv.route(m, c.scratch)
+	if err != nil {
+		c.srv.log.Error("message not stored: refusing it", "client", c.info.ClientID, "topic", name, "err", err)
+		if c.version != packet.V5 {
+			return packet.UnspecifiedError, "message could not be stored" // 3.1.1 cannot refuse: close so it is resent
+		}
+		return c.ackPublish(p, packet.UnspecifiedError, now)
+	}
 	code := packet.Success
 	if n == 0 {
 		code = packet.NoMatchingSubscribers
@@ -194,6 +202,10 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 			}
 		}
 	}
+	if err := c.srv.saveSession(c.sess, time.Time{}); err != nil {
+		c.srv.log.Error("subscription not stored", "client", c.info.ClientID, "err", err)
+		return packet.UnspecifiedError, "subscription could not be stored"
+	}
 	c.send(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
 	for _, s := range sends {
 		var allowed []*Message
@@ -247,6 +259,9 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (packet.ReasonCode, stri
 			codes[i] = packet.NoSubscriptionExisted
 		}
 	}
+	if err := c.srv.saveSession(c.sess, time.Time{}); err != nil {
+		return packet.UnspecifiedError, "subscription change could not be stored"
+	}
 	ack := &packet.Unsuback{PacketID: p.PacketID}
 	if c.version == packet.V5 {
 		ack.ReasonCodes = codes
@@ -255,8 +270,9 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (packet.ReasonCode, stri
 	return packet.Success, ""
 }
 
-// handleDisconnect ends the connection at the client's request. Reason 0x04 keeps the will;
-// any other reason discards it [MQTT-3.14.4-3].
+// handleDisconnect ends the connection at the client's request. Only reason 0x00 (and any
+// DISCONNECT before MQTT 5) discards the will [MQTT-3.14.4-3]; 0x04 and the error reasons
+// keep it [MQTT-3.1.2-8].
 func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string) {
 	if c.version == packet.V5 && p.Properties.Has(packet.PropSessionExpiry) {
 		if c.zeroExpiry && p.Properties.SessionExpiry != 0 {
@@ -268,7 +284,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string
 		c.sess.mu.Unlock()
 	}
 	c.disconnected = true
-	c.willDone = p.ReasonCode != packet.DisconnectWithWillMessage
+	c.willDone = c.version != packet.V5 || p.ReasonCode == packet.NormalDisconnection
 	_ = c.nc.Close()
 	return packet.Success, ""
 }
@@ -284,5 +300,7 @@ func (s *Server) publishWill(m *Message, info *clientinfo.Info) {
 		w.Expiry = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 		w.Props.MessageExpiry = 0
 	}
-	s.route(&w, nil)
+	if _, _, err := s.route(&w, nil); err != nil {
+		s.log.Error("will not published: store failed", "client", info.ClientID, "err", err)
+	}
 }

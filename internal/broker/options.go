@@ -3,6 +3,8 @@ package broker
 import (
 	"log/slog"
 	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/store"
 )
 
 // Options configures a Server. Start from Defaults(): zero sizes, counts and durations fall
@@ -39,6 +41,9 @@ type Options struct {
 	HighWatermark        int           // pending bytes before a connection counts as slow
 	SysInterval          time.Duration // 0 disables $SYS publishing
 
+	// Store persists retained messages and persistent sessions (durability "sync");
+	// nil keeps them in memory only.
+	Store *store.Store
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 	// Authenticator and Authorizer are the security seams; nil allows everything.

@@ -30,6 +30,7 @@ type target struct {
 	rap    bool
 	subIDs []int
 	shared string // group key when the delivery came through a shared subscription
+	seq    uint64 // queue entry in the store, 0 when not stored
 }
 
 // router finds the sessions whose subscriptions match a topic.

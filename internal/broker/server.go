@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/store"
 )
 
 // Server is an MQTT broker. Connections reach it through HandleConn, normally from the
@@ -17,6 +18,7 @@ import (
 type Server struct {
 	o     Options
 	log   *slog.Logger
+	st    *store.Store
 	authn Authenticator
 	authz Authorizer
 
@@ -51,6 +53,7 @@ func New(o Options) *Server {
 	s := &Server{
 		o:        o,
 		log:      o.Logger,
+		st:       o.Store,
 		authn:    o.Authenticator,
 		authz:    o.Authorizer,
 		router:   newRouter(o.SharedStrategy),
@@ -158,13 +161,14 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 		s.mu.Lock()
 		sess := s.sessions[id]
 		if sess == nil {
-			s.nextSeq++
-			sess = &session{srv: s, id: id, seq: s.nextSeq, username: c.info.Username, expiry: expiry,
-				subs: make(map[string]*subscription), inflight: make(map[uint16]*outMsg), awaitRel: make(map[uint16]time.Time)}
+			sess = s.newSessionLocked(id, c.info.Username, expiry)
 			sess.conn = c
 			sess.online.Store(true)
 			s.sessions[id] = sess
 			s.mu.Unlock()
+			if err := s.saveSession(sess, time.Time{}); err != nil {
+				return nil, false, err
+			}
 			return sess, false, nil
 		}
 		s.mu.Unlock()
@@ -206,6 +210,9 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 			sess.willTimer = nil
 		}
 		sess.mu.Unlock()
+		if err := s.saveSession(sess, time.Time{}); err != nil {
+			return nil, false, err
+		}
 		return sess, true, nil
 	}
 	return nil, false, errors.New("client id contended by concurrent connections")
@@ -237,35 +244,86 @@ func (s *Server) destroySession(sess *session) {
 	for f := range subs {
 		s.router.remove(sess, f)
 	}
-	s.redistribute(shared)
-}
-
-// redistribute sends messages of a departed shared-group member to another member.
-func (s *Server) redistribute(msgs []*outMsg) {
-	now := time.Now()
-	for _, om := range msgs {
-		var ts []target
-		ts = s.router.match(om.msg.Topic, om.msg.From, ts)
-		for i := range ts {
-			if ts[i].shared == om.shared && ts[i].sess.online.Load() {
-				ts[i].sess.deliver(om.msg, &ts[i], now)
-			}
-		}
+	s.deleteStoredSession(sess.id)
+	if left := s.redistribute(sess, shared, false); len(left) > 0 {
+		s.stats.dropped.Add(int64(len(left)))
 	}
 }
 
-// route delivers a message to every matching session and stores it when it is retained.
-// It returns the number of sessions it was delivered to.
-func (s *Server) route(m *Message, scratch []target) ([]target, int) {
+// newSessionLocked creates a session; call with s.mu held.
+func (s *Server) newSessionLocked(id, username string, expiry uint32) *session {
+	s.nextSeq++
+	return &session{srv: s, id: id, seq: s.nextSeq, username: username, expiry: expiry,
+		subs: make(map[string]*subscription), inflight: make(map[uint16]*outMsg), awaitRel: make(map[uint16]time.Time)}
+}
+
+// newSession creates a session that is not yet in the registry.
+func (s *Server) newSession(id, username string, expiry uint32) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newSessionLocked(id, username, expiry)
+}
+
+// expireSession ends a session whose expiry interval has passed while it was offline.
+func (s *Server) expireSession(sess *session) {
+	sess.mu.Lock()
+	stale := sess.conn != nil || sess.destroyed
+	sess.mu.Unlock()
+	if !stale {
+		s.destroySession(sess)
+	}
+}
+
+// redistribute gives the uncompleted shared-subscription messages of a member that left
+// to another member of the same group: a connected one when there is one. When keep is
+// set (the departing session persists) a message with no other connected member stays
+// with it and is returned; otherwise it may go to an offline member with a persistent
+// session, and is dropped only when the group has no other member at all.
+func (s *Server) redistribute(from *session, msgs []*outMsg, keep bool) (left []*outMsg) {
 	now := time.Now()
+	var ts []target
+	for _, om := range msgs {
+		ts = s.router.match(om.msg.Topic, om.msg.From, ts[:0])
+		var to []target
+		for i := range ts {
+			if ts[i].shared == om.shared && ts[i].sess != from {
+				to = ts[i : i+1]
+				break
+			}
+		}
+		if to == nil || (keep && !to[0].sess.online.Load()) {
+			left = append(left, om)
+			continue
+		}
+		if err := s.persistRoute(om.msg, to); err != nil {
+			s.log.Error("store: shared redistribution", "err", err)
+			left = append(left, om)
+			continue
+		}
+		to[0].sess.deliver(om.msg, &to[0], now)
+		s.forget(from.id, om.seq)
+	}
+	clear(ts)
+	return left
+}
+
+// route delivers a message to every matching session and keeps it when it is retained.
+// With a store, what must survive a crash is durable before route returns, so the caller
+// may acknowledge the message. It returns the number of sessions it was delivered to.
+func (s *Server) route(m *Message, scratch []target) ([]target, int, error) {
+	now := time.Now()
+	ts := s.router.match(m.Topic, m.From, scratch[:0])
+	if err := s.persistRoute(m, ts); err != nil {
+		clear(ts)
+		return ts[:0], 0, err
+	}
 	if m.Retain && s.o.RetainAvailable {
 		s.retained.set(m)
 	}
-	ts := s.router.match(m.Topic, m.From, scratch[:0])
 	for i := range ts {
 		ts[i].sess.deliver(m, &ts[i], now)
 	}
 	n := len(ts)
 	clear(ts) // drop references so the scratch slice does not pin sessions
-	return ts[:0], n
+	return ts[:0], n, nil
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type outMsg struct {
 	pid    uint16
 	state  byte
 	shared string // shared group key, so the message can move to another member
+	seq    uint64 // queue entry in the store, 0 when not stored
 }
 
 // session is the state MQTT keeps for a client id across connections.
@@ -45,6 +47,7 @@ type session struct {
 	queueHead int
 	queueSize int // bytes held by queue
 	nextPID   uint16
+	lastSeq   uint64               // last queue entry number used in the store
 	awaitRel  map[uint16]time.Time // inbound QoS 2 ids between PUBREC and PUBREL
 	destroyed bool
 
@@ -83,7 +86,7 @@ func (s *session) deliver(m *Message, t *target, now time.Time) {
 	if s.srv.o.UpgradeQoS {
 		qos = t.qos
 	}
-	om := &outMsg{msg: m, qos: qos, retain: t.rap && m.Retain, subIDs: t.subIDs, shared: t.shared}
+	om := &outMsg{msg: m, qos: qos, retain: t.rap && m.Retain, subIDs: t.subIDs, shared: t.shared, seq: t.seq}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deliverLocked(om, now)
@@ -127,15 +130,22 @@ func (s *session) deliverLocked(om *outMsg, now time.Time) {
 	s.enqueue(om)
 }
 
-// publishLocked moves a QoS 1/2 message into the inflight window and sends it.
+// publishLocked moves a QoS 1/2 message into the inflight window and sends it. A message
+// too large for the client is complete at once [MQTT-3.1.2-25] and takes no window slot.
 func (s *session) publishLocked(om *outMsg, now time.Time) {
 	if om.pid == 0 {
 		om.pid = s.allocPID()
 	}
 	om.state = statePublished
+	if s.conn.sendMessage(om, now) {
+		s.srv.forget(s.id, om.seq)
+		return
+	}
 	s.inflight[om.pid] = om
 	s.order = append(s.order, om.pid)
-	s.conn.sendMessage(om, now)
+	if om.qos == 2 && om.seq != 0 {
+		s.srv.updateQueued(s.id, om)
+	}
 }
 
 // enqueue adds a message to the bounded queue. When the queue is full by count or bytes,
@@ -148,9 +158,11 @@ func (s *session) enqueue(om *outMsg) {
 		s.queueHead++
 		s.queueSize -= old.msg.size()
 		s.srv.stats.dropped.Add(1)
+		s.srv.forget(s.id, old.seq)
 	}
 	if int64(size) > s.srv.o.MaxMqueueBytes {
 		s.srv.stats.dropped.Add(1)
+		s.srv.forget(s.id, om.seq)
 		return
 	}
 	if s.queueHead > 0 && s.queueHead >= len(s.queue)/2 {
@@ -174,6 +186,7 @@ func (s *session) fillWindowLocked(now time.Time) {
 		s.queueHead++
 		s.queueSize -= om.msg.size()
 		if om.msg.expired(now) {
+			s.srv.forget(s.id, om.seq)
 			continue
 		}
 		if om.qos == 0 {
@@ -203,6 +216,7 @@ func (s *session) ack(pid uint16, wantState byte, now time.Time) bool {
 		return false
 	}
 	s.removeInflight(pid)
+	s.srv.forget(s.id, om.seq)
 	s.fillWindowLocked(now)
 	return true
 }
@@ -216,6 +230,7 @@ func (s *session) received(pid uint16) bool {
 		return false
 	}
 	om.state = stateReleased
+	s.srv.updateQueued(s.id, om)
 	return true
 }
 
@@ -223,8 +238,9 @@ func (s *session) received(pid uint16) bool {
 func (s *session) dropRefused(pid uint16, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inflight[pid] != nil {
+	if om := s.inflight[pid]; om != nil {
 		s.removeInflight(pid)
+		s.srv.forget(s.id, om.seq)
 		s.fillWindowLocked(now)
 	}
 }
@@ -232,11 +248,14 @@ func (s *session) dropRefused(pid uint16, now time.Time) {
 // resumeLocked resends what was unacknowledged when the client went away, with the same
 // packet identifiers [MQTT-4.4.0-1], then sends from the queue.
 func (s *session) resumeLocked(now time.Time) {
-	for _, pid := range s.order {
+	for _, pid := range slices.Clone(s.order) {
 		om := s.inflight[pid]
 		switch om.state {
 		case statePublished:
-			s.conn.resendMessage(om, now)
+			if s.conn.resendMessage(om, now) {
+				s.removeInflight(pid) // the client now takes smaller packets than before
+				s.srv.forget(s.id, om.seq)
+			}
 		case stateReleased:
 			s.conn.send(&packet.Pubrel{PacketID: pid})
 		}
@@ -273,4 +292,30 @@ func (s *session) takeShared() []*outMsg {
 	clear(s.queue[len(q):])
 	s.queue = q
 	return out
+}
+
+// putBack returns shared-subscription messages that no other member could take: sent
+// ones go back into the inflight window with their packet identifiers, to be resent on
+// resume, queued ones back to the queue.
+func (s *session) putBack(msgs []*outMsg) {
+	if len(msgs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.destroyed {
+		return
+	}
+	for _, om := range msgs {
+		if om.state == statePublished {
+			if _, used := s.inflight[om.pid]; !used {
+				s.inflight[om.pid] = om
+				s.order = append(s.order, om.pid)
+				continue
+			}
+			om.pid, om.state = 0, stateQueued
+		}
+		s.queue = append(s.queue, om)
+		s.queueSize += om.msg.size()
+	}
 }

@@ -43,6 +43,10 @@ func (s *Server) publishSys() {
 	var scratch []target
 	for _, v := range values {
 		m := &Message{Topic: prefix + v.topic, Payload: []byte(v.value), Retain: true}
-		scratch, _ = s.route(m, scratch)
+		var err error
+		if scratch, _, err = s.route(m, scratch); err != nil {
+			s.log.Error("$SYS publish failed", "err", err)
+			return
+		}
 	}
 }

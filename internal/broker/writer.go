@@ -28,79 +28,100 @@ func (c *conn) send(p packet.Packet) bool {
 	return true
 }
 
+// sendFirst queues p in front of anything held back, and releases the output.
+func (c *conn) sendFirst(p packet.Packet) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.held = false
+	if c.wclosed || c.closeAfter {
+		return false
+	}
+	b, err := p.AppendTo(nil, c.version)
+	if err != nil {
+		c.srv.log.Error("encode failed", "client", c.info.ClientID, "type", p.Type(), "err", err)
+		return false
+	}
+	c.wbuf = append(b, c.wbuf...)
+	c.kickWriterLocked()
+	return true
+}
+
 // sendMessage encodes one delivery. A QoS 0 message to a connection whose pending bytes are
-// over the high watermark is dropped; a message larger than the client's Maximum Packet Size
-// is never sent [MQTT-3.1.2-25].
-func (c *conn) sendMessage(om *outMsg, now time.Time) {
-	c.encodeMessage(om, false, now)
+// over the high watermark is dropped. A message larger than the client's Maximum Packet
+// Size is never sent [MQTT-3.1.2-25]: sendMessage then reports tooLarge, and the caller
+// treats the message as delivered, as the specification asks.
+func (c *conn) sendMessage(om *outMsg, now time.Time) (tooLarge bool) {
+	return c.encodeMessage(om, false, now)
 }
 
 // resendMessage sends an unacknowledged message again with DUP set [MQTT-3.3.1-1].
-func (c *conn) resendMessage(om *outMsg, now time.Time) {
-	c.encodeMessage(om, true, now)
+func (c *conn) resendMessage(om *outMsg, now time.Time) (tooLarge bool) {
+	return c.encodeMessage(om, true, now)
 }
 
-func (c *conn) encodeMessage(om *outMsg, dup bool, now time.Time) {
+func (c *conn) encodeMessage(om *outMsg, dup bool, now time.Time) (tooLarge bool) {
 	m := om.msg
 	if m.expired(now) && om.state == stateQueued {
-		return
+		return false
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed || c.closeAfter {
-		return
+		return false
 	}
 	if om.qos == 0 && len(c.wbuf) > c.srv.o.HighWatermark {
 		c.srv.stats.dropped.Add(1)
-		return
+		return false
 	}
 	p := packet.Publish{Dup: dup && om.qos > 0, QoS: om.qos, Retain: om.retain, Topic: m.Topic, PacketID: om.pid, Payload: m.Payload}
+	var newAlias uint16
 	if c.version == packet.V5 {
 		p.Properties = m.deliveryProps(now, om.subIDs)
-		c.applyOutAlias(&p)
+		newAlias = c.applyOutAlias(&p)
 	}
 	if c.maxPacket > 0 {
-		size, err := p.Size(c.version)
-		if err == nil && size > int(c.maxPacket) && p.Properties.Has(packet.PropTopicAlias) && p.Topic == "" {
-			size += len(m.Topic) // an aliased form can be smaller; be conservative
-		}
-		if err != nil || size > int(c.maxPacket) {
+		if size, err := p.Size(c.version); err != nil || size > int(c.maxPacket) {
 			c.srv.stats.dropped.Add(1)
-			return
+			return true // and the alias it would have taught stays unassigned
 		}
 	}
 	b, err := p.AppendTo(c.wbuf, c.version)
 	if err != nil {
 		c.srv.log.Error("encode publish failed", "client", c.info.ClientID, "err", err)
-		return
+		return false
+	}
+	if newAlias != 0 {
+		if c.outAlias == nil {
+			c.outAlias = make(map[string]uint16)
+		}
+		c.outAlias[m.Topic] = newAlias
 	}
 	c.wbuf = b
 	c.srv.stats.msgsOut.Add(1)
 	c.kickWriterLocked()
+	return false
 }
 
-// applyOutAlias replaces the topic by an alias the client already knows, or teaches it a
-// new one while the client's Topic Alias Maximum allows.
-func (c *conn) applyOutAlias(p *packet.Publish) {
+// applyOutAlias replaces the topic by an alias the client already knows, or picks a new
+// one while the client's Topic Alias Maximum allows. A new alias is returned, not yet
+// recorded: it is learned by the client only if this packet is actually sent.
+func (c *conn) applyOutAlias(p *packet.Publish) (newAlias uint16) {
 	if c.aliasMax == 0 {
-		return
+		return 0
 	}
 	if a, ok := c.outAlias[p.Topic]; ok {
 		p.Topic = ""
 		p.Properties.TopicAlias = a
 		p.Properties.Set(packet.PropTopicAlias)
-		return
+		return 0
 	}
 	if len(c.outAlias) >= int(c.aliasMax) {
-		return
-	}
-	if c.outAlias == nil {
-		c.outAlias = make(map[string]uint16)
+		return 0
 	}
 	a := uint16(len(c.outAlias) + 1)
-	c.outAlias[p.Topic] = a
 	p.Properties.TopicAlias = a
 	p.Properties.Set(packet.PropTopicAlias)
+	return a
 }
 
 func (c *conn) kickWriterLocked() {
@@ -111,7 +132,7 @@ func (c *conn) kickWriterLocked() {
 		go c.nc.Close()
 		return
 	}
-	if !c.flushing {
+	if !c.flushing && !c.held {
 		c.flushing = true
 		go c.flush()
 	}
