@@ -17,11 +17,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rampart
 
-# Runs the broker on its embedded safe default (loopback only).
-# The broker core (issue 3) is not on main yet: until it is, this builds the binary and
-# prints its version, so the command is honest about what exists.
+# Runs the broker on its embedded safe default: MQTT on 127.0.0.1:1883, WebSocket on
+# 127.0.0.1:8083, data in ./data.
 run: build
-	./$(BIN) version
+	./$(BIN) serve
 
 # Everything CI checks: formatting, vet, staticcheck, the whole suite under the race
 # detector, and a short bounded run of every fuzz target.

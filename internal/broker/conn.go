@@ -53,13 +53,15 @@ type conn struct {
 	scratch []target
 
 	// Outgoing side, see writer.go.
-	wmu        sync.Mutex
-	wbuf       []byte
-	flushing   bool
-	wclosed    bool
-	closeAfter bool
-	held       bool // output waits for CONNACK: the session is attached before it is sent
-	outAlias   map[string]uint16
+	wmu           sync.Mutex
+	wbuf          []byte
+	flushing      bool
+	wclosed       bool
+	closeAfter    bool
+	held          bool // output waits for CONNACK: the session is attached before it is sent
+	sendTimeout   time.Duration
+	highWatermark int
+	outAlias      map[string]uint16
 
 	kickOnce   sync.Once
 	kickReason packet.ReasonCode
@@ -71,6 +73,15 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.info.Peer = meta.Peer
 	c.info.WebSocket = meta.Header
 	c.rd = packet.NewReader(bufio.NewReaderSize(nc, 2048), s.o.MaxPacketSize)
+	c.sendTimeout, c.highWatermark = s.o.SendTimeout, s.o.HighWatermark
+	if l, ok := s.o.PerListener[meta.Listener]; ok {
+		if l.SendTimeout > 0 {
+			c.sendTimeout = l.SendTimeout
+		}
+		if l.HighWatermark > 0 {
+			c.highWatermark = l.HighWatermark
+		}
+	}
 	return c
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	SendTimeout          time.Duration // write deadline for one flush
 	HighWatermark        int           // pending bytes before a connection counts as slow
 	SysInterval          time.Duration // 0 disables $SYS publishing
+	// PerListener overrides SendTimeout and HighWatermark for the listener of that name
+	// ("tcp:default"); zero fields keep the broker-wide value.
+	PerListener map[string]ConnLimits
 
 	// Store persists retained messages and persistent sessions (durability "sync");
 	// nil keeps them in memory only.
@@ -130,4 +133,10 @@ func (o Options) withDefaults() Options {
 		o.Version = d.Version
 	}
 	return o
+}
+
+// ConnLimits bounds what one slow connection of a listener can cost.
+type ConnLimits struct {
+	SendTimeout   time.Duration
+	HighWatermark int
 }

@@ -69,7 +69,7 @@ func (c *conn) encodeMessage(om *outMsg, dup bool, now time.Time) (tooLarge bool
 	if c.wclosed || c.closeAfter {
 		return false
 	}
-	if om.qos == 0 && len(c.wbuf) > c.srv.o.HighWatermark {
+	if om.qos == 0 && len(c.wbuf) > c.highWatermark {
 		c.srv.stats.dropped.Add(1)
 		return false
 	}
@@ -125,7 +125,7 @@ func (c *conn) applyOutAlias(p *packet.Publish) (newAlias uint16) {
 }
 
 func (c *conn) kickWriterLocked() {
-	if len(c.wbuf) > 8*c.srv.o.HighWatermark {
+	if len(c.wbuf) > 8*c.highWatermark {
 		// Even acknowledgements pile up: the peer is not reading at all.
 		c.wclosed = true
 		c.srv.stats.slowClosed.Add(1)
@@ -165,7 +165,7 @@ func (c *conn) flush() {
 		}
 		buf := c.wbuf
 		c.wbuf = spare[:0]
-		deadline := c.srv.o.SendTimeout
+		deadline := c.sendTimeout
 		if c.closeAfter {
 			deadline = min(deadline, time.Second)
 		}

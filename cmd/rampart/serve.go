@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-mqtt/rampart/internal/broker"
+	"github.com/rampart-mqtt/rampart/internal/config"
+	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/store"
+)
+
+func newServeCommand() *cobra.Command {
+	var cfgPath string
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the broker",
+		Long: "Run the broker. Without --config (or RAMPART_CONFIG) it runs the safe development\n" +
+			"default: MQTT on 127.0.0.1:1883 and WebSocket on 127.0.0.1:8083, data in ./data.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				cfgPath = os.Getenv(config.EnvConfigFile)
+			}
+			cfg, err := config.Load(cfgPath, os.Environ())
+			if err != nil {
+				return err
+			}
+			if check {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
+				return err
+			}
+			return serve(cmd.Context(), cfg, newLogger(cmd.ErrOrStderr(), cfg.Log))
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	return cmd
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == config.LogFormat("json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the broker until ctx is cancelled (SIGINT or SIGTERM).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+	o := brokerOptions(cfg, log)
+	if cfg.Node.Durability == config.DurabilitySync {
+		st, err := store.Open(ctx, store.Options{Dir: cfg.Node.DataDir, Sync: true, Logger: log})
+		if err != nil {
+			return fmt.Errorf("open the store in %s: %w", cfg.Node.DataDir, err)
+		}
+		defer func() {
+			if cerr := st.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("close the store: %w", cerr))
+			}
+		}()
+		o.Store = st
+	}
+	srv := broker.New(o)
+	if err := srv.Restore(ctx); err != nil {
+		return err
+	}
+	var ls []listener.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.TCP)) {
+		l := cfg.Listeners.TCP[name]
+		if !l.Enable {
+			continue
+		}
+		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, tl)
+		logAnonymous(log, tl.Name(), l)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WS)) {
+		l := cfg.Listeners.WS[name]
+		if !l.Enable {
+			continue
+		}
+		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
+			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, wl)
+		logAnonymous(log, wl.Name(), l.Listener)
+	}
+	log.Info("rampart starting", "version", version, "node", cfg.Node.Name,
+		"durability", string(cfg.Node.Durability), "data_dir", cfg.Node.DataDir)
+	err = srv.Serve(ctx, ls)
+	log.Info("rampart stopped")
+	return err
+}
+
+func logAnonymous(log *slog.Logger, name string, l config.Listener) {
+	if l.IsLoopback() {
+		log.Warn("anonymous clients allowed: listener is on loopback only", "listener", name, "bind", l.Bind)
+	} else if l.AllowAnonymous {
+		log.Warn("anonymous clients allowed on a non-loopback listener (allow_anonymous: true)", "listener", name, "bind", l.Bind)
+	}
+}
+
+func limit(l config.Limit) int64 {
+	if l.Unlimited() {
+		return 0
+	}
+	return int64(l)
+}
+
+// brokerOptions maps the configuration onto the broker's options.
+func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
+	m := cfg.MQTT
+	o := broker.Defaults()
+	o.NodeName = cfg.Node.Name
+	o.IdleTimeout = m.IdleTimeout.Duration()
+	o.MaxPacketSize = int(m.MaxPacketSize.Bytes())
+	o.MaxClientIDLen = m.MaxClientIDLen
+	o.MaxTopicLevels = m.MaxTopicLevels
+	o.MaxTopicLength = m.MaxTopicLength
+	o.MaxQoS = byte(m.MaxQoSAllowed)
+	o.MaxInflight = m.MaxInflight
+	o.MaxMqueueLen = m.MaxMqueueLen
+	o.MaxMqueueBytes = m.MaxMqueueBytes.Bytes()
+	o.MqueueStoreQoS0 = m.MqueueStoreQoS0
+	o.MaxAwaitingRel = m.MaxAwaitingRel
+	o.AwaitRelTimeout = m.AwaitRelTimeout.Duration()
+	o.SessionExpiry = m.SessionExpiryInterval.Duration()
+	o.KeepaliveMultiplier = m.KeepaliveMultiplier
+	o.ServerKeepAlive = uint16(m.ServerKeepalive.Duration().Seconds())
+	o.MaxKeepAlive = uint16(m.MaxKeepalive)
+	o.RetainAvailable = m.RetainAvailable
+	o.WildcardSubscription = m.WildcardSubscription
+	o.SharedSubscription = m.SharedSubscription
+	o.SharedStrategy = string(m.SharedSubscriptionStrategy)
+	o.MaxTopicAlias = uint16(m.MaxTopicAlias)
+	o.UpgradeQoS = m.UpgradeQoS
+	o.SysInterval = cfg.SysTopics.SysMsgInterval.Duration()
+	o.PerListener = make(map[string]broker.ConnLimits)
+	for name, l := range cfg.Listeners.TCP {
+		o.PerListener["tcp:"+name] = connLimits(l.TCPOptions)
+	}
+	for name, l := range cfg.Listeners.WS {
+		o.PerListener["ws:"+name] = connLimits(l.TCPOptions)
+	}
+	o.Logger = log
+	o.Version = version
+	return o
+}
+
+func connLimits(t config.TCPOptions) broker.ConnLimits {
+	return broker.ConnLimits{SendTimeout: t.SendTimeout.Duration(), HighWatermark: int(t.HighWatermark.Bytes())}
+}

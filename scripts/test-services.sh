@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs (and, as later issues add them, starts) the real programs the test suite runs
+# against, on loopback only. Used by .ci/run on a fresh Debian machine and by developers.
+#
+#   scripts/test-services.sh install   install missing Debian packages (needs root or sudo)
+#
+# Tests that need a program skip with a clear message only when it is missing and
+# RAMPART_REQUIRE_SERVICES is not set; .ci/run sets it, so CI fails rather than skips.
+set -euo pipefail
+
+# Debian packages the tests use: the mosquitto clients (interoperability tests) and the
+# mosquitto broker (the comparison baseline of scripts/bench-compare.sh).
+packages=(mosquitto mosquitto-clients)
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "test-services: need root or sudo to run: $*" >&2
+		return 1
+	fi
+}
+
+install() {
+	local missing=()
+	for p in "${packages[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "test-services: all packages present"
+		return 0
+	fi
+	echo "test-services: installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	# Debian starts the packaged mosquitto service on port 1883 where an init system runs;
+	# the tests start their own instances on ephemeral ports, so stop that one.
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+		as_root systemctl stop mosquitto || true
+	fi
+}
+
+case "${1:-}" in
+install) install ;;
+*)
+	echo "usage: $0 install" >&2
+	exit 2
+	;;
+esac
