@@ -1451,3 +1451,44 @@ func TestE2EIdleSocketsHygiene(t *testing.T) {
 		})
 	})
 }
+
+func TestE2EAwaitingRelease(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	b := startBroker(t, func(o *Options) {
+		o.MaxAwaitingRel = 2
+		o.AwaitRelTimeout = timeout
+	})
+	qos2 := func(pid uint16) *packet.Publish {
+		return &packet.Publish{QoS: 2, PacketID: pid, Topic: "rel/t", Payload: []byte("x")}
+	}
+
+	t.Run("[MQTT-4.9.0-3] [SECURITY] QoS 2 messages never released cannot exceed max_awaiting_rel", func(t *testing.T) {
+		c := b.rawV5(t, "rel-flood")
+		for pid := uint16(1); pid <= 2; pid++ {
+			_ = c.send(qos2(pid))
+			if r := expectPacket[*packet.Pubrec](c); r.ReasonCode.IsError() {
+				t.Fatalf("PUBREC %d refused: %v", pid, r.ReasonCode)
+			}
+		}
+		_ = c.send(qos2(3))
+		c.expectDisconnect(packet.ReceiveMaximumExceeded)
+	})
+
+	t.Run("an abandoned exchange frees its slot after await_rel_timeout", func(t *testing.T) {
+		c := b.rawV5(t, "rel-abandon")
+		for pid := uint16(1); pid <= 2; pid++ {
+			_ = c.send(qos2(pid))
+			expectPacket[*packet.Pubrec](c)
+		}
+		time.Sleep(timeout + 100*time.Millisecond) // let both exchanges go stale
+		_ = c.send(qos2(3))
+		if r := expectPacket[*packet.Pubrec](c); r.ReasonCode.IsError() {
+			t.Fatalf("PUBREC 3 refused after the timeout: %v", r.ReasonCode)
+		}
+		// PUBREL for a forgotten id is answered with PUBCOMP 0x92.
+		_ = c.send(&packet.Pubrel{PacketID: 1})
+		if pc := expectPacket[*packet.Pubcomp](c); pc.ReasonCode != packet.PacketIdentifierNotFound {
+			t.Fatalf("PUBCOMP for a forgotten id: %v, want 0x92", pc.ReasonCode)
+		}
+	})
+}

@@ -110,7 +110,17 @@ func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Ti
 	if p.QoS == 2 {
 		c.sess.mu.Lock()
 		_, dup := c.sess.awaitRel[p.PacketID]
-		full := !dup && len(c.sess.awaitRel) >= min(o.MaxInflight, o.MaxAwaitingRel)
+		limit := min(o.MaxInflight, o.MaxAwaitingRel)
+		if !dup && len(c.sess.awaitRel) >= limit {
+			// At the limit: forget packet ids whose PUBREL never came within
+			// await_rel_timeout, so an abandoned exchange cannot hold a slot forever.
+			for id, at := range c.sess.awaitRel {
+				if now.Sub(at) > o.AwaitRelTimeout {
+					delete(c.sess.awaitRel, id)
+				}
+			}
+		}
+		full := !dup && len(c.sess.awaitRel) >= limit
 		c.sess.mu.Unlock()
 		if dup {
 			// Already received and routed: acknowledge again, do not deliver twice.
