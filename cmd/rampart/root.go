@@ -12,6 +12,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServeCommand())
+	root.AddCommand(newVersionCommand(), newServeCommand(), newBenchCommand())
 	return root
 }
