@@ -47,20 +47,6 @@ func (h *hist) record(d time.Duration) {
 	h.mu.Unlock()
 }
 
-// merge adds o's counts into h.
-func (h *hist) merge(o *hist) {
-	o.mu.Lock()
-	counts, n, mx := o.counts, o.n, o.max
-	o.mu.Unlock()
-	h.mu.Lock()
-	for i, c := range counts {
-		h.counts[i] += c
-	}
-	h.n += n
-	h.max = max(h.max, mx)
-	h.mu.Unlock()
-}
-
 // quantile returns the value at quantile q (0..1), 0 with no samples.
 func (h *hist) quantile(q float64) time.Duration {
 	h.mu.Lock()
@@ -78,10 +64,4 @@ func (h *hist) quantile(q float64) time.Duration {
 		}
 	}
 	return time.Duration(h.max)
-}
-
-func (h *hist) count() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.n
 }

@@ -533,7 +533,6 @@ func noMessage(t testing.TB, ch chan *paho.Publish, d time.Duration, why string)
 }
 
 func u32(v uint32) *uint32 { return &v }
-func u16(v uint16) *uint16 { return &v }
 
 // --- paho.mqtt.golang (MQTT 3.1.1) ----------------------------------------------------
 

@@ -5,9 +5,12 @@ package listener
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 )
 
 // Meta is what the transport knows about a connection.
@@ -48,3 +51,69 @@ func peerOf(a net.Addr) netip.AddrPort {
 }
 
 func parseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
+
+// acquire takes one of max slots counted by n and reports whether it got one; max <= 0
+// means no limit. It is safe for concurrent use: the count never exceeds max.
+func acquire(n *atomic.Int64, max int64) bool {
+	for {
+		cur := n.Load()
+		if max > 0 && cur >= max {
+			return false
+		}
+		if n.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
+}
+
+// limitListener bounds the sockets open at once. A socket over the limit is closed as soon
+// as it is accepted, before anything is read from it; the others get TCP_NODELAY and hold
+// their slot until they are closed.
+type limitListener struct {
+	net.Listener
+	name string
+	max  int64 // 0 = unlimited
+	n    atomic.Int64
+	log  *slog.Logger
+}
+
+// Accept implements net.Listener.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !acquire(&l.n, l.max) {
+			l.log.Debug("connection refused: listener full", "listener", l.name, "peer", c.RemoteAddr(), "max_connections", l.max)
+			_ = c.Close()
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		return &slotConn{Conn: c, l: l}, nil
+	}
+}
+
+// slotConn gives its slot back to the listener when closed.
+type slotConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+// Close implements net.Conn.
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.n.Add(-1) })
+	return err
+}
+
+// CloseWrite half-closes the socket, as net/http does with a *net.TCPConn.
+func (c *slotConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

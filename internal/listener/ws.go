@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,30 +18,52 @@ import (
 
 // WSOptions configures a WebSocket listener.
 type WSOptions struct {
-	Name           string
-	Bind           string
-	Path           string   // HTTP path that upgrades, e.g. "/mqtt"
-	MaxConnections int64    // 0 = unlimited
+	Name string
+	Bind string
+	Path string // HTTP path that upgrades, e.g. "/mqtt"; other paths get 404
+	// MaxConnections bounds the sockets open at once, counted from accept: upgraded
+	// connections and those still in the HTTP handshake. A socket over the limit is closed
+	// at once. 0 = unlimited.
+	MaxConnections int64
 	CheckOrigin    bool     // refuse cross-origin upgrades unless the origin is allowed
-	AllowedOrigins []string // "https://app.example.com" or host patterns
+	AllowedOrigins []string // "https://app.example.com" or host patterns (path.Match)
 	// ReadLimit bounds one WebSocket message; the broker passes its maximum packet size.
+	// A larger message ends the connection: the handler's read fails after at most
+	// ReadLimit+1 bytes of it (the library reads one byte past the limit to tell a full
+	// message from a longer one). 0 = no limit.
 	ReadLimit int64
 	Logger    *slog.Logger
 }
 
+// subprotocol is the WebSocket subprotocol of MQTT.
+const subprotocol = "mqtt"
+
 // WS is an MQTT-over-WebSocket listener (subprotocol "mqtt").
 type WS struct {
-	name  string
-	o     WSOptions
-	ln    net.Listener
-	srv   *http.Server
-	open  atomic.Int64
-	log   *slog.Logger
-	close sync.Once
+	name string
+	o    WSOptions
+	ln   *limitListener
+	open atomic.Int64
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	srv    *http.Server // set by Serve
+	closed bool
 }
 
 // NewWS binds the listener.
 func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
+	if o.Path == "" {
+		o.Path = "/mqtt"
+	}
+	if !strings.HasPrefix(o.Path, "/") {
+		return nil, fmt.Errorf("listener ws:%s: path %q must begin with /", o.Name, o.Path)
+	}
+	for _, p := range o.AllowedOrigins {
+		if _, err := path.Match(strings.ToLower(p), ""); err != nil {
+			return nil, fmt.Errorf("listener ws:%s: allowed origin %q: %w", o.Name, p, err)
+		}
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", o.Bind)
 	if err != nil {
@@ -49,10 +73,13 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.Path == "" {
-		o.Path = "/mqtt"
-	}
-	return &WS{name: "ws:" + o.Name, o: o, ln: ln, log: log}, nil
+	name := "ws:" + o.Name
+	return &WS{
+		name: name,
+		o:    o,
+		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log},
+		log:  log,
+	}, nil
 }
 
 // Name implements Listener.
@@ -66,43 +93,84 @@ func (w *WS) Open() int64 { return w.open.Load() }
 
 // Close implements Listener.
 func (w *WS) Close() error {
-	var err error
-	w.close.Do(func() {
-		err = w.ln.Close()
-		if w.srv != nil {
-			_ = w.srv.Close()
-		}
-	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.ln.Close()
+	if w.srv != nil {
+		// Ends connections still in the HTTP handshake; upgraded ones are the handler's.
+		_ = w.srv.Close()
+	}
 	return err
 }
 
 // Serve implements Listener.
 func (w *WS) Serve(ctx context.Context, h Handler) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc(w.o.Path, func(rw http.ResponseWriter, r *http.Request) { w.upgrade(ctx, rw, r, h) })
-	w.srv = &http.Server{
-		Handler:           mux,
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != w.o.Path {
+				http.NotFound(rw, r)
+				return
+			}
+			w.upgrade(ctx, rw, r, h)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
 	}
+	// Only the upgrade request is of use: a refused request ends its connection.
+	srv.SetKeepAlivesEnabled(false)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.srv != nil {
+		w.mu.Unlock()
+		return fmt.Errorf("listener %s: already serving", w.name)
+	}
+	w.srv = srv
+	w.mu.Unlock()
+
 	stop := context.AfterFunc(ctx, func() { _ = w.Close() })
 	defer stop()
-	err := w.srv.Serve(w.ln)
+	err := srv.Serve(w.ln)
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("listener %s: %w", w.name, err)
 }
 
+// offersMQTT reports whether the client offers the mqtt subprotocol.
+func offersMQTT(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), subprotocol) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (w *WS) upgrade(ctx context.Context, rw http.ResponseWriter, r *http.Request, h Handler) {
-	if w.o.MaxConnections > 0 && w.open.Load() >= w.o.MaxConnections {
+	if !offersMQTT(r.Header) {
+		// MQTT over WebSocket requires the "mqtt" subprotocol: refuse before upgrading.
+		w.log.Debug("websocket upgrade refused: subprotocol mqtt not offered", "listener", w.name, "peer", r.RemoteAddr)
+		http.Error(rw, "subprotocol mqtt required", http.StatusBadRequest)
+		return
+	}
+	if !acquire(&w.open, w.o.MaxConnections) {
 		http.Error(rw, "listener full", http.StatusServiceUnavailable)
 		return
 	}
+	defer w.open.Add(-1)
 	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{"mqtt"},
+		Subprotocols:       []string{subprotocol},
 		InsecureSkipVerify: !w.o.CheckOrigin,
 		OriginPatterns:     w.o.AllowedOrigins,
 	})
@@ -110,18 +178,17 @@ func (w *WS) upgrade(ctx context.Context, rw http.ResponseWriter, r *http.Reques
 		w.log.Debug("websocket upgrade refused", "listener", w.name, "peer", r.RemoteAddr, "err", err)
 		return
 	}
-	if c.Subprotocol() != "mqtt" {
-		// MQTT over WebSocket requires the "mqtt" subprotocol.
+	if !strings.EqualFold(c.Subprotocol(), subprotocol) {
 		_ = c.Close(websocket.StatusPolicyViolation, "subprotocol mqtt required")
 		return
 	}
+	// The connection outlives the HTTP request and, as a TCP connection does, the
+	// listener's ctx: it is the handler's to end, so that it can still say goodbye.
+	conn := websocket.NetConn(context.WithoutCancel(ctx), c, websocket.MessageBinary)
+	// After NetConn, which turns the read limit off.
 	if w.o.ReadLimit > 0 {
 		c.SetReadLimit(w.o.ReadLimit)
 	}
-	w.open.Add(1)
-	defer w.open.Add(-1)
-	// The connection outlives the HTTP request: its life is bound to the listener's ctx.
-	conn := websocket.NetConn(ctx, c, websocket.MessageBinary)
 	meta := Meta{Listener: w.name, Peer: peerOf(conn.RemoteAddr()), Header: r.Header.Clone()}
 	if ap, err := parseAddrPort(r.RemoteAddr); err == nil {
 		meta.Peer = ap
