@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,7 +30,18 @@ type conn struct {
 	meta listener.Meta
 	info clientinfo.Info
 	rd   *packet.Reader
+	in   *inBuf
 	done chan struct{}
+	ctx  context.Context
+
+	// Parking (see park_linux.go): an idle connection gives up its goroutine.
+	fd           int // socket descriptor, -1 when the connection cannot be parked
+	parkID       uint64
+	noPark       bool // guarded by the parker's lock
+	lastRead     time.Time
+	kaTimer      *time.Timer
+	listenerDone func() // from listener.Meta.Detach, once the connection parked
+	onEnd        func() // the server's bookkeeping when the connection has ended
 
 	version   packet.Version
 	sess      *session
@@ -72,7 +82,14 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.info.Listener = meta.Listener
 	c.info.Peer = meta.Peer
 	c.info.WebSocket = meta.Header
-	c.rd = packet.NewReader(bufio.NewReaderSize(nc, 2048), s.o.MaxPacketSize)
+	c.in = &inBuf{nc: nc, pool: &s.inBufs}
+	c.rd = packet.NewReader(c.in, s.o.MaxPacketSize)
+	c.fd = -1
+	if tc, ok := nc.(*net.TCPConn); ok && meta.Detach != nil && s.parker != nil && s.o.ParkAfter > 0 {
+		if rc, err := tc.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
+	}
 	c.sendTimeout, c.highWatermark = s.o.SendTimeout, s.o.HighWatermark
 	if l, ok := s.o.PerListener[meta.Listener]; ok {
 		if l.SendTimeout > 0 {
@@ -97,20 +114,88 @@ func (c *conn) kick(reason packet.ReasonCode) {
 	})
 }
 
-// serve runs the connection: CONNECT, then packets until the connection ends.
+// serve runs the connection: CONNECT, then packets until the connection ends or parks.
 func (c *conn) serve(ctx context.Context) {
-	defer close(c.done)
-	defer c.cleanup()
+	c.ctx = ctx
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.o.IdleTimeout))
 	p, err := c.rd.ReadPacket(0)
 	if err != nil {
 		c.refuseConnect(p, err)
+		c.finish()
 		return
 	}
 	if !c.connect(ctx, p.(*packet.Connect)) {
+		c.finish()
 		return
 	}
-	c.readLoop(ctx)
+	c.lastRead = time.Now()
+	c.run()
+}
+
+// run reads packets until the connection ends, then finishes it; or until it parks.
+func (c *conn) run() {
+	if c.readLoop(c.ctx) {
+		return // parked: a wake-up calls resume
+	}
+	c.finish()
+}
+
+// resume continues the read loop of a parked connection, on a new goroutine.
+func (c *conn) resume() {
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+		c.kaTimer = nil
+	}
+	c.run()
+}
+
+// finish runs once, when the connection has ended.
+func (c *conn) finish() {
+	c.cleanup()
+	c.in.release()
+	close(c.done)
+	if c.onEnd != nil {
+		c.onEnd()
+	}
+	if c.listenerDone != nil {
+		c.listenerDone()
+	}
+}
+
+// closeSocket closes the connection's socket. A parked connection is woken first, so its
+// read loop ends it properly.
+func (c *conn) closeSocket() {
+	if p := c.srv.parker; p != nil && c.fd >= 0 && p.stop(c) {
+		go c.resume()
+	}
+	_ = c.nc.Close()
+}
+
+// tryPark hands the idle connection to the parker. It reports false when the connection
+// must keep reading on this goroutine.
+func (c *conn) tryPark(kaDeadline time.Time) bool {
+	p := c.srv.parker
+	if p == nil || c.fd < 0 {
+		return false
+	}
+	if c.listenerDone == nil {
+		c.listenerDone = c.meta.Detach()
+	}
+	if c.keepAlive > 0 {
+		c.kaTimer = time.AfterFunc(time.Until(kaDeadline), func() {
+			if p.unpark(c) {
+				go c.resume() // and find the keep alive expired
+			}
+		})
+	}
+	if !p.park(c) {
+		if c.kaTimer != nil {
+			c.kaTimer.Stop()
+			c.kaTimer = nil
+		}
+		return false
+	}
+	return true
 }
 
 // refuseConnect answers a CONNECT that could not be decoded, when the protocol lets the
@@ -121,7 +206,7 @@ func (c *conn) refuseConnect(p packet.Packet, err error) {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
 			c.srv.log.Debug("connection closed before CONNECT", "peer", c.meta.Peer, "err", err)
 		}
-		_ = c.nc.Close()
+		c.closeSocket()
 		return
 	}
 	c.srv.log.Debug("bad CONNECT", "peer", c.meta.Peer, "listener", c.meta.Listener, "err", err)
@@ -319,14 +404,34 @@ func newClientID() string {
 	return "rampart-" + hex.EncodeToString(b[:])
 }
 
-// readLoop reads and handles packets until the connection ends.
-func (c *conn) readLoop(ctx context.Context) {
+// readLoop reads and handles packets until the connection ends, or until it has been
+// idle for ParkAfter and is parked (then it reports true).
+func (c *conn) readLoop(ctx context.Context) (parked bool) {
 	for {
+		var kaDeadline time.Time
 		if c.keepAlive > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
-		} else {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			kaDeadline = c.lastRead.Add(c.keepAlive)
 		}
+		if c.fd >= 0 && c.in.buffered() == 0 {
+			// Wait for the next packet, but only so long before parking.
+			deadline := time.Now().Add(c.srv.o.ParkAfter)
+			if c.keepAlive > 0 && kaDeadline.Before(deadline) {
+				deadline = kaDeadline
+			}
+			err := c.in.waitData(deadline)
+			switch {
+			case err == nil:
+			case errors.Is(err, os.ErrDeadlineExceeded) && (c.keepAlive == 0 || time.Now().Before(kaDeadline)):
+				c.in.release()
+				if c.tryPark(kaDeadline) {
+					return true
+				}
+			default:
+				c.readFailed(err)
+				return false
+			}
+		}
+		_ = c.nc.SetReadDeadline(kaDeadline) // zero: no deadline
 		h, err := c.rd.ReadFixedHeader()
 		var p packet.Packet
 		if err == nil {
@@ -339,14 +444,15 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		if err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
+		c.lastRead = time.Now()
 		if code, why := c.handle(ctx, p); code != packet.Success {
 			c.closeWith(code, why)
-			return
+			return false
 		}
 		if c.disconnected || c.isClosed() {
-			return
+			return false
 		}
 	}
 }
@@ -368,7 +474,7 @@ func (c *conn) readFailed(err error) {
 		c.closeWith(packet.KeepAliveTimeout, "no packet within 1.5 x keep alive")
 	default:
 		c.srv.log.Debug("connection lost", "client", c.info.ClientID, "err", err)
-		_ = c.nc.Close()
+		c.closeSocket()
 	}
 }
 

@@ -295,7 +295,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string
 	}
 	c.disconnected = true
 	c.willDone = c.version != packet.V5 || p.ReasonCode == packet.NormalDisconnection
-	_ = c.nc.Close()
+	c.closeSocket()
 	return packet.Success, ""
 }
 

@@ -14,12 +14,16 @@ import (
 type testBroker struct {
 	srv  *Server
 	addr string
+	lis  listener.Listener
 }
 
-func startBroker(t *testing.T, mutate func(*Options)) *testBroker {
+func startBroker(t testing.TB, mutate func(*Options)) *testBroker {
 	t.Helper()
 	o := Defaults()
 	o.SysInterval = 0
+	// Park idle connections almost at once, so every test also drives the parking paths
+	// (park, wake on data, wake on close, keep alive while parked).
+	o.ParkAfter = 5 * time.Millisecond
 	if mutate != nil {
 		mutate(&o)
 	}
@@ -35,7 +39,7 @@ func startBroker(t *testing.T, mutate func(*Options)) *testBroker {
 		cancel()
 		<-done
 	})
-	return &testBroker{srv: srv, addr: l.Addr().String()}
+	return &testBroker{srv: srv, addr: l.Addr().String(), lis: l}
 }
 
 // v5Client connects a paho.golang client; received publishes go to the returned channel.

@@ -40,6 +40,9 @@ type Options struct {
 	SendTimeout          time.Duration // write deadline for one flush
 	HighWatermark        int           // pending bytes before a connection counts as slow
 	SysInterval          time.Duration // 0 disables $SYS publishing
+	// ParkAfter is how long a TCP connection may wait for its next packet before it
+	// gives up its goroutine and read buffer until data arrives (Linux); 0 disables it.
+	ParkAfter time.Duration
 	// PerListener overrides SendTimeout and HighWatermark for the listener of that name
 	// ("tcp:default"); zero fields keep the broker-wide value.
 	PerListener map[string]ConnLimits
@@ -82,6 +85,7 @@ func Defaults() Options {
 		MaxTopicAlias:        65535,
 		SendTimeout:          15 * time.Second,
 		HighWatermark:        1 << 20,
+		ParkAfter:            2 * time.Second,
 		SysInterval:          time.Minute,
 		Version:              "dev",
 	}

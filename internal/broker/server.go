@@ -27,6 +27,9 @@ type Server struct {
 	stats    stats
 	started  time.Time
 
+	parker *parker   // nil when connections cannot park
+	inBufs sync.Pool // read buffers of active connections
+
 	mu        sync.Mutex
 	sessions  map[string]*session
 	conns     map[*conn]struct{}
@@ -62,6 +65,7 @@ func New(o Options) *Server {
 		conns:    make(map[*conn]struct{}),
 		started:  time.Now(),
 	}
+	s.inBufs.New = func() any { return new([inBufSize]byte) }
 	if s.authn == nil {
 		s.authn = allowAll{}
 	}
@@ -77,6 +81,15 @@ func New(o Options) *Server {
 func (s *Server) Serve(ctx context.Context, ls []listener.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if s.o.ParkAfter > 0 && s.parker == nil {
+		p, err := newParker(s.log)
+		if err != nil {
+			s.log.Info("idle connections keep their goroutine", "why", err)
+		} else {
+			s.parker = p
+			defer p.close()
+		}
+	}
 	errs := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
@@ -130,7 +143,8 @@ func (s *Server) Shutdown() {
 	}
 }
 
-// HandleConn serves one client connection until it ends. It closes nc.
+// HandleConn serves one client connection until it ends or, when the listener allows it
+// (Meta.Detach), until it has been idle for Options.ParkAfter. It closes nc.
 func (s *Server) HandleConn(ctx context.Context, nc net.Conn, meta listener.Meta) {
 	c := newConn(s, nc, meta)
 	s.mu.Lock()
@@ -143,13 +157,13 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, meta listener.Meta
 	s.connsDone.Add(1)
 	s.mu.Unlock()
 	s.stats.connections.Add(1)
-	defer func() {
+	c.onEnd = func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.connsDone.Done()
-	}()
-	c.serve(ctx)
+	}
+	c.serve(ctx) // returns early when the connection parks
 }
 
 // openSession attaches c to the session of its client id: a new one, or the existing one

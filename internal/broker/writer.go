@@ -129,7 +129,7 @@ func (c *conn) kickWriterLocked() {
 		// Even acknowledgements pile up: the peer is not reading at all.
 		c.wclosed = true
 		c.srv.stats.slowClosed.Add(1)
-		go c.nc.Close()
+		go c.closeSocket()
 		return
 	}
 	if !c.flushing && !c.held {
@@ -159,7 +159,7 @@ func (c *conn) flush() {
 			}
 			c.wmu.Unlock()
 			if closeNow {
-				_ = c.nc.Close()
+				c.closeSocket()
 			}
 			return
 		}
@@ -181,7 +181,7 @@ func (c *conn) flush() {
 			c.wbuf = nil
 			c.wmu.Unlock()
 			c.srv.stats.slowClosed.Add(1)
-			_ = c.nc.Close()
+			c.closeSocket()
 			return
 		}
 		if cap(buf) <= 64<<10 {
@@ -198,7 +198,7 @@ func (c *conn) flushAndClose() {
 	c.wmu.Lock()
 	if c.wclosed {
 		c.wmu.Unlock()
-		_ = c.nc.Close()
+		c.closeSocket()
 		return
 	}
 	c.closeAfter = true

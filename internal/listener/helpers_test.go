@@ -242,7 +242,6 @@ func dialWSAttempt(t *testing.T, addr net.Addr, d wsDial) wsResult {
 	return r
 }
 
-
 // status is the HTTP status of a handshake attempt, 0 when there was no response.
 func (r wsResult) status() int {
 	if r.resp == nil {

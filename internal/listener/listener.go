@@ -18,10 +18,17 @@ type Meta struct {
 	Listener string         // "tcp:default", "ws:default"
 	Peer     netip.AddrPort // remote address
 	Header   http.Header    // WebSocket upgrade request headers; nil for TCP
+	// Detach, when not nil, lets the handler return before the connection ends: it
+	// returns a function to call exactly when the connection has ended (it is safe to
+	// call more than once). Until then the connection still counts as open. Listeners
+	// whose connections are plain sockets offer it, so an idle connection needs no
+	// goroutine of its own.
+	Detach func() (done func())
 }
 
-// Handler serves one connection. It must close conn before returning; the listener counts
-// the connection as open until the handler returns.
+// Handler serves one connection. It must close conn before returning, unless it called
+// meta.Detach; the listener counts the connection as open until the handler returns or,
+// after Detach, until the done function is called.
 type Handler func(ctx context.Context, conn net.Conn, meta Meta)
 
 // Listener is a bound listener.

@@ -91,9 +91,17 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 		}
 		t.open.Add(1)
 		meta := Meta{Listener: t.name, Peer: peerOf(conn.RemoteAddr())}
+		var detached atomic.Bool
+		end := sync.OnceFunc(func() { t.open.Add(-1) })
+		meta.Detach = func() func() {
+			detached.Store(true)
+			return end
+		}
 		go func() {
-			defer t.open.Add(-1)
 			h(ctx, conn, meta)
+			if !detached.Load() {
+				end()
+			}
 		}()
 	}
 }
