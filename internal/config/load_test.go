@@ -367,7 +367,7 @@ func TestValidationErrorsCarryLines(t *testing.T) {
 		"rampart.yaml:2: mqtt.max_inflight: must be between 1 and 65535, got 0",
 		"rampart.yaml:3: mqtt.max_qos_allowed: must be between 0 and 2, got 3")
 	_, err = Load(writeConfig(t, "listeners:\n  tcp:\n    public:\n      bind: \"0.0.0.0:1883\"\n"), nil)
-	wantErrors(t, err, "rampart.yaml:3: listeners.tcp.public: binds 0.0.0.0:1883 (not loopback) with no authenticator")
+	wantErrors(t, err, "rampart.yaml:4: listeners.tcp.public.bind: binds 0.0.0.0:1883 (not loopback) with no authenticator")
 	_, err = Load(writeConfig(t, "listeners:\n  ws:\n    default:\n      allowed_origins: [\"https://ok.example\", \"*\"]\n"), nil)
 	wantErrors(t, err, "rampart.yaml:4: listeners.ws.default.allowed_origins[1]: want an origin")
 }

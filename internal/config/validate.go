@@ -123,7 +123,7 @@ func (c *Config) checkListeners(ch *checker) {
 	for i, b := range enabled {
 		for _, a := range enabled[:i] {
 			if overlaps(a, b) {
-				ch.add(b.path, "binds %s, which overlaps %s (bind %s)", b.bind, a.path, a.bind)
+				ch.add(b.path+".bind", "binds %s, which overlaps %s (bind %s)", b.bind, a.path, a.bind)
 				break
 			}
 		}
@@ -133,7 +133,7 @@ func (c *Config) checkListeners(ch *checker) {
 	}
 	for _, b := range enabled {
 		if !allLoopback(b.hosts) && !b.anon {
-			ch.add(b.path, "binds %s (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly", b.bind)
+			ch.add(b.path+".bind", "binds %s (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly", b.bind)
 		}
 	}
 }

@@ -54,14 +54,14 @@ func TestValidate(t *testing.T) {
 		{"empty bind", func(c *Config) { tcp(c, "default", func(l *Listener) { l.Bind = "" }) },
 			[]string{"listeners.tcp.default.bind: must be set"}},
 		{"duplicate bind", func(c *Config) { ws(c, "default", func(l *WSListener) { l.Bind = "127.0.0.1:1883" }) },
-			[]string{"listeners.ws.default: binds 127.0.0.1:1883, which overlaps listeners.tcp.default (bind 127.0.0.1:1883)"}},
+			[]string{"listeners.ws.default.bind: binds 127.0.0.1:1883, which overlaps listeners.tcp.default (bind 127.0.0.1:1883)"}},
 		{"same address spelt differently", func(c *Config) { tcp(c, "b", func(l *Listener) { l.Bind = "[::ffff:127.0.0.1]:1883" }) },
-			[]string{"listeners.tcp.default: binds 127.0.0.1:1883, which overlaps listeners.tcp.b (bind [::ffff:127.0.0.1]:1883)"}},
+			[]string{"listeners.tcp.default.bind: binds 127.0.0.1:1883, which overlaps listeners.tcp.b (bind [::ffff:127.0.0.1]:1883)"}},
 		{"localhost overlaps 127.0.0.1", func(c *Config) { tcp(c, "b", func(l *Listener) { l.Bind = "localhost:1883" }) },
-			[]string{"listeners.tcp.default: binds 127.0.0.1:1883, which overlaps listeners.tcp.b (bind localhost:1883)"}},
+			[]string{"listeners.tcp.default.bind: binds 127.0.0.1:1883, which overlaps listeners.tcp.b (bind localhost:1883)"}},
 		{"wildcard overlaps loopback", func(c *Config) {
 			tcp(c, "pub", func(l *Listener) { l.Bind, l.AllowAnonymous = ":1883", true })
-		}, []string{"listeners.tcp.pub: binds :1883, which overlaps listeners.tcp.default"}},
+		}, []string{"listeners.tcp.pub.bind: binds :1883, which overlaps listeners.tcp.default"}},
 		{"duplicate bind on a disabled listener is fine", func(c *Config) {
 			ws(c, "default", func(l *WSListener) { l.Bind, l.Enable = "127.0.0.1:1883", false })
 		}, nil},
@@ -72,13 +72,13 @@ func TestValidate(t *testing.T) {
 		}, []string{"listeners: no listener is enabled"}},
 		{"non-loopback without allow_anonymous", func(c *Config) {
 			tcp(c, "public", func(l *Listener) { l.Bind = "0.0.0.0:1884" })
-		}, []string{"config: listeners.tcp.public: binds 0.0.0.0:1884 (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly"}},
+		}, []string{"config: listeners.tcp.public.bind: binds 0.0.0.0:1884 (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly"}},
 		{"every-interface ws without allow_anonymous", func(c *Config) {
 			ws(c, "default", func(l *WSListener) { l.Bind = ":8083" })
-		}, []string{"listeners.ws.default: binds :8083 (not loopback)"}},
+		}, []string{"listeners.ws.default.bind: binds :8083 (not loopback)"}},
 		{"lan address without allow_anonymous", func(c *Config) {
 			tcp(c, "default", func(l *Listener) { l.Bind = "10.0.0.1:1883" })
-		}, []string{"listeners.tcp.default: binds 10.0.0.1:1883 (not loopback)"}},
+		}, []string{"listeners.tcp.default.bind: binds 10.0.0.1:1883 (not loopback)"}},
 		{"non-loopback with allow_anonymous", func(c *Config) {
 			tcp(c, "public", func(l *Listener) { l.Bind, l.AllowAnonymous = "0.0.0.0:1884", true })
 		}, nil},
