@@ -105,8 +105,8 @@ func (s *Server) forget(id string, seqs ...uint64) {
 	}
 }
 
-// updateQueued records the packet identifier and state of a QoS 2 message in flight, so a
-// restarted broker resends it with the same identifier.
+// updateQueued records the packet identifier and state of a QoS 1 or 2 message in flight,
+// so a restarted broker resends it with the same identifier.
 func (s *Server) updateQueued(id string, om *outMsg) {
 	if s.st == nil || om.seq == 0 {
 		return

@@ -143,7 +143,9 @@ func (s *session) publishLocked(om *outMsg, now time.Time) {
 	}
 	s.inflight[om.pid] = om
 	s.order = append(s.order, om.pid)
-	if om.qos == 2 && om.seq != 0 {
+	if om.seq != 0 {
+		// Record the packet identifier, so a restarted broker resends the message with
+		// it and with DUP set [MQTT-4.4.0-1].
 		s.srv.updateQueued(s.id, om)
 	}
 }
