@@ -5,7 +5,7 @@
 #   scripts/test-services.sh install   install missing Debian packages (needs root or sudo)
 #
 # Tests that need a program skip with a clear message only when it is missing and
-# RAMPART_REQUIRE_SERVICES is not set; .ci/run sets it, so CI fails rather than skips.
+# REQUIRE_TEST_SERVICES is not set; .ci/run sets it, so CI fails rather than skips.
 set -euo pipefail
 
 # Debian packages the tests use: the mosquitto clients (interoperability tests) and the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime/pprof"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ import (
 )
 
 func newServeCommand() *cobra.Command {
-	var cfgPath string
+	var cfgPath, cpuProfile string
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -39,11 +40,23 @@ func newServeCommand() *cobra.Command {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
 				return err
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return serve(cmd.Context(), cfg, newLogger(cmd.ErrOrStderr(), cfg.Log))
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file until the broker stops")
 	return cmd
 }
 
