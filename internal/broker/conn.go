@@ -39,6 +39,7 @@ type conn struct {
 	parkID       uint64
 	noPark       bool // guarded by the parker's lock
 	lastRead     time.Time
+	rdDeadline   time.Time // the read deadline last set
 	kaTimer      *time.Timer
 	listenerDone func() // from listener.Meta.Detach, once the connection parked
 	onEnd        func() // the server's bookkeeping when the connection has ended
@@ -69,6 +70,8 @@ type conn struct {
 	wclosed       bool
 	closeAfter    bool
 	held          bool // output waits for CONNACK: the session is attached before it is sent
+	deferFlush    bool // the read loop has more buffered packets and flushes after them
+	deferring     bool // the read loop's own copy of deferFlush
 	sendTimeout   time.Duration
 	highWatermark int
 	outAlias      map[string]uint16
@@ -85,8 +88,8 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.in = &inBuf{nc: nc, pool: &s.inBufs}
 	c.rd = packet.NewReader(c.in, s.o.MaxPacketSize)
 	c.fd = -1
-	if tc, ok := nc.(*net.TCPConn); ok && meta.Detach != nil && s.parker != nil && s.o.ParkAfter > 0 {
-		if rc, err := tc.SyscallConn(); err == nil {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil && meta.Detach != nil && s.parker != nil && s.o.ParkAfter > 0 {
 			_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
 		}
 	}
@@ -117,7 +120,7 @@ func (c *conn) kick(reason packet.ReasonCode) {
 // serve runs the connection: CONNECT, then packets until the connection ends or parks.
 func (c *conn) serve(ctx context.Context) {
 	c.ctx = ctx
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.o.IdleTimeout))
+	c.setReadDeadline(time.Now().Add(c.srv.o.IdleTimeout))
 	p, err := c.rd.ReadPacket(0)
 	if err != nil {
 		c.refuseConnect(p, err)
@@ -404,25 +407,44 @@ func newClientID() string {
 	return "rampart-" + hex.EncodeToString(b[:])
 }
 
+// deadlineSlack is how far a read deadline may be from the wanted one before it is moved.
+const deadlineSlack = 100 * time.Millisecond
+
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdDeadline = t
+	_ = c.nc.SetReadDeadline(t)
+}
+
 // readLoop reads and handles packets until the connection ends, or until it has been
 // idle for ParkAfter and is parked (then it reports true).
 func (c *conn) readLoop(ctx context.Context) (parked bool) {
 	for {
+		if more := c.in.buffered() > 0; more != c.deferring {
+			c.deferring = more
+			c.setDeferFlush(more)
+		}
 		var kaDeadline time.Time
 		if c.keepAlive > 0 {
 			kaDeadline = c.lastRead.Add(c.keepAlive)
 		}
 		if c.fd >= 0 && c.in.buffered() == 0 {
-			// Wait for the next packet, but only so long before parking.
+			// Wait for the next packet, but only so long before parking. The deadline need
+			// not be exact (waking a little early only parks a little early), so it is
+			// moved only when it is off by more than deadlineSlack: most packets then
+			// cost no timer update.
 			deadline := time.Now().Add(c.srv.o.ParkAfter)
 			if c.keepAlive > 0 && kaDeadline.Before(deadline) {
 				deadline = kaDeadline
 			}
-			err := c.in.waitData(deadline)
+			if d := deadline.Sub(c.rdDeadline); d > deadlineSlack || d < -deadlineSlack {
+				c.setReadDeadline(deadline)
+			}
+			err := c.in.waitData()
 			switch {
 			case err == nil:
 			case errors.Is(err, os.ErrDeadlineExceeded) && (c.keepAlive == 0 || time.Now().Before(kaDeadline)):
 				c.in.release()
+				c.releaseWriteBuf()
 				if c.tryPark(kaDeadline) {
 					return true
 				}
@@ -431,7 +453,13 @@ func (c *conn) readLoop(ctx context.Context) (parked bool) {
 				return false
 			}
 		}
-		_ = c.nc.SetReadDeadline(kaDeadline) // zero: no deadline
+		// Reading a packet that is not all buffered must not time out before the keep
+		// alive does (a later deadline by up to deadlineSlack is harmless).
+		if !c.in.hasPacket() {
+			if d := c.rdDeadline.Sub(kaDeadline); d < 0 || d > deadlineSlack || kaDeadline.IsZero() != c.rdDeadline.IsZero() {
+				c.setReadDeadline(kaDeadline) // zero: no deadline
+			}
+		}
 		h, err := c.rd.ReadFixedHeader()
 		var p packet.Packet
 		if err == nil {

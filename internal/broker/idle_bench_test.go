@@ -74,3 +74,29 @@ func itoa(i int) string {
 		}
 	}
 }
+
+// BenchmarkConnect measures one MQTT 3.1.1 connect, CONNACK and disconnect over loopback
+// TCP (client and broker in the same process).
+func BenchmarkConnect(b *testing.B) {
+	tb := startBroker(b, nil)
+	cp := &packet.Connect{Version: packet.V311, CleanStart: true, KeepAlive: 60}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c, err := net.Dial("tcp", tb.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+		cp.ClientID = "conn-" + itoa(i)
+		if err := packet.Write(c, cp, packet.V311); err != nil {
+			b.Fatal(err)
+		}
+		var ack [4]byte
+		if _, err := c.Read(ack[:]); err != nil {
+			b.Fatal(err)
+		}
+		_ = packet.Write(c, &packet.Disconnect{}, packet.V311)
+		_ = c.Close()
+	}
+}

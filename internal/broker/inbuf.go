@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 )
 
 // inBufSize is the read buffer of a connection while it is active.
@@ -78,12 +77,29 @@ func (b *inBuf) ReadByte() (byte, error) {
 	return c, nil
 }
 
-// waitData waits until the next packet starts to arrive, at most until deadline. It
-// reports a timeout as os.ErrDeadlineExceeded with nothing consumed.
-func (b *inBuf) waitData(deadline time.Time) error {
+// waitData waits until the next packet starts to arrive; the caller has set the read
+// deadline. A timeout is os.ErrDeadlineExceeded with nothing consumed.
+func (b *inBuf) waitData() error {
 	if b.r < b.w {
 		return nil
 	}
-	_ = b.nc.SetReadDeadline(deadline)
 	return b.fill()
+}
+
+// hasPacket reports whether a whole MQTT packet is buffered, so reading it needs no
+// socket read (and no read deadline).
+func (b *inBuf) hasPacket() bool {
+	if b.w-b.r < 2 {
+		return false
+	}
+	n, mult := 0, 1
+	for i := b.r + 1; i < b.w && i <= b.r+4; i++ {
+		c := b.buf[i]
+		n += int(c&0x7f) * mult
+		if c&0x80 == 0 {
+			return i+1+n <= b.w
+		}
+		mult <<= 7
+	}
+	return false
 }

@@ -132,9 +132,30 @@ func (c *conn) kickWriterLocked() {
 		go c.closeSocket()
 		return
 	}
-	if !c.flushing && !c.held {
-		c.flushing = true
-		go c.flush()
+	if c.flushing || c.held || c.deferFlush {
+		return // a flusher runs, CONNACK is not out yet, or the read loop flushes soon
+	}
+	c.flushing = true
+	go c.flush()
+}
+
+// setDeferFlush is called by the read loop: while more packets are already buffered, their
+// answers are collected and written together once the buffer is drained.
+func (c *conn) setDeferFlush(on bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.deferFlush = on
+	if !on && len(c.wbuf) > 0 && !c.wclosed && !c.closeAfter {
+		c.kickWriterLocked()
+	}
+}
+
+// releaseWriteBuf drops the write buffer of a connection that has nothing pending.
+func (c *conn) releaseWriteBuf() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.wbuf) == 0 && !c.flushing {
+		c.wbuf = nil
 	}
 }
 
