@@ -419,9 +419,14 @@ func (c *conn) setReadDeadline(t time.Time) {
 // idle for ParkAfter and is parked (then it reports true).
 func (c *conn) readLoop(ctx context.Context) (parked bool) {
 	for {
-		if more := c.in.buffered() > 0; more != c.deferring {
-			c.deferring = more
-			c.setDeferFlush(more)
+		if c.in.buffered() > 0 {
+			if !c.deferring {
+				c.deferring = true
+				c.setDeferFlush(true)
+			}
+		} else {
+			c.deferring = false
+			c.flushOwn()
 		}
 		var kaDeadline time.Time
 		if c.keepAlive > 0 {

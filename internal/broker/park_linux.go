@@ -117,6 +117,13 @@ func (p *parker) loop() {
 	}
 }
 
+// count is the number of parked connections.
+func (p *parker) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
+}
+
 // close stops the parker; parked connections are resumed so that they can end.
 func (p *parker) close() {
 	p.mu.Lock()

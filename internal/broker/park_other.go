@@ -16,3 +16,4 @@ func (p *parker) park(*conn) bool   { return false }
 func (p *parker) unpark(*conn) bool { return false }
 func (p *parker) stop(*conn) bool   { return false }
 func (p *parker) close()            {}
+func (p *parker) count() int        { return 0 }

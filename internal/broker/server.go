@@ -103,6 +103,10 @@ func (s *Server) Serve(ctx context.Context, ls []listener.Listener) error {
 		}()
 		s.log.Info("listening", "listener", l.Name(), "addr", l.Addr().String())
 	}
+	if s.parker != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runTrim(ctx, s.parker) }()
+	}
 	if s.o.SysInterval > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.runSys(ctx) }()

@@ -42,7 +42,9 @@ func (c *conn) sendFirst(p packet.Packet) bool {
 		return false
 	}
 	c.wbuf = append(b, c.wbuf...)
-	c.kickWriterLocked()
+	// Called on the connection's own goroutine: its read loop (or the refusal's close)
+	// writes it, with no flusher goroutine.
+	c.deferFlush = true
 	return true
 }
 
@@ -139,15 +141,58 @@ func (c *conn) kickWriterLocked() {
 	go c.flush()
 }
 
-// setDeferFlush is called by the read loop: while more packets are already buffered, their
-// answers are collected and written together once the buffer is drained.
+// setDeferFlush is called by the read loop while more packets are already buffered: their
+// answers are collected and written together once the buffer is drained (flushOwn).
 func (c *conn) setDeferFlush(on bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.deferFlush = on
-	if !on && len(c.wbuf) > 0 && !c.wclosed && !c.closeAfter {
-		c.kickWriterLocked()
+}
+
+// flushOwn is called by the read loop before it waits for input: it writes what is pending
+// itself, one write bounded by the send timeout, sparing a flusher goroutine and its
+// wake-up. What producers add meanwhile goes to a flusher.
+func (c *conn) flushOwn() {
+	c.wmu.Lock()
+	c.deferFlush = false
+	if c.flushing || c.held || c.wclosed || c.closeAfter || len(c.wbuf) == 0 {
+		c.wmu.Unlock()
+		return
 	}
+	if len(c.wbuf) > 8*c.highWatermark {
+		c.kickWriterLocked() // closes the connection
+		c.wmu.Unlock()
+		return
+	}
+	c.flushing = true
+	buf := c.wbuf
+	c.wbuf = nil
+	c.wmu.Unlock()
+
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.sendTimeout))
+	n, err := c.nc.Write(buf)
+	c.srv.stats.bytesOut.Add(int64(n))
+
+	c.wmu.Lock()
+	if err != nil {
+		c.wclosed = true
+		c.flushing = false
+		c.wbuf = nil
+		c.wmu.Unlock()
+		c.srv.stats.slowClosed.Add(1)
+		c.closeSocket()
+		return
+	}
+	if len(c.wbuf) > 0 || c.closeAfter {
+		c.wmu.Unlock()
+		go c.flush() // still flushing: new bytes came, or a close waits for them
+		return
+	}
+	c.flushing = false
+	if cap(buf) <= 4096 {
+		c.wbuf = buf[:0] // reuse while active; released when the connection parks
+	}
+	c.wmu.Unlock()
 }
 
 // releaseWriteBuf drops the write buffer of a connection that has nothing pending.

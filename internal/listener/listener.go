@@ -96,9 +96,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
+		// Go turns TCP_NODELAY on for every TCP connection it creates.
 		return &slotConn{Conn: c, l: l}, nil
 	}
 }

@@ -31,7 +31,9 @@ type TCP struct {
 
 // NewTCP binds the listener so that its address is known before Serve.
 func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
-	var lc net.ListenConfig
+	// MQTT has its own keep alive; TCP keep-alive probes would only cost setsockopt calls
+	// on every accepted connection. Go enables TCP_NODELAY on every TCP connection.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", o.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("listener tcp:%s: %w", o.Name, err)
@@ -85,9 +87,6 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			t.log.Debug("connection refused: listener full", "listener", t.name, "peer", conn.RemoteAddr(), "max_connections", t.max)
 			_ = conn.Close()
 			continue
-		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
 		}
 		t.open.Add(1)
 		meta := Meta{Listener: t.name, Peer: peerOf(conn.RemoteAddr())}

@@ -64,7 +64,7 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 			return nil, fmt.Errorf("listener ws:%s: allowed origin %q: %w", o.Name, p, err)
 		}
 	}
-	var lc net.ListenConfig
+	lc := net.ListenConfig{KeepAlive: -1} // MQTT has its own keep alive
 	ln, err := lc.Listen(ctx, "tcp", o.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("listener ws:%s: %w", o.Name, err)
