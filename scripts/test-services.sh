@@ -41,6 +41,8 @@ install() {
 	# the tests start their own instances on ephemeral ports, so stop that one.
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
 		as_root systemctl stop mosquitto || true
+	elif pgrep -x mosquitto >/dev/null 2>&1 && command -v service >/dev/null 2>&1; then
+		as_root service mosquitto stop || true
 	fi
 }
 
