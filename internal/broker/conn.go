@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
@@ -69,9 +70,10 @@ type conn struct {
 	flushing      bool
 	wclosed       bool
 	closeAfter    bool
-	held          bool // output waits for CONNACK: the session is attached before it is sent
-	deferFlush    bool // the read loop has more buffered packets and flushes after them
-	deferring     bool // the read loop's own copy of deferFlush
+	held          bool        // output waits for CONNACK: the session is attached before it is sent
+	deferFlush    bool        // the read loop has more buffered packets and flushes after them
+	deferring     bool        // the read loop's own copy of deferFlush
+	syncPending   atomic.Bool // messages written lazily to the store await a sync
 	sendTimeout   time.Duration
 	highWatermark int
 	outAlias      map[string]uint16

@@ -144,7 +144,14 @@ func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Ti
 	m := newMessage(p, name, c.info.ClientID, now)
 	var n int
 	var err error
-	c.scratch, n, err = c.srv.route(m, c.scratch)
+	// Messages that will be acknowledged are written without waiting for the disk: the
+	// writer syncs the store once before it sends the acknowledgements of a whole run of
+	// pipelined messages (syncPending), so a burst costs one fsync, not one per message.
+	var needSync bool
+	c.scratch, n, needSync, err = c.srv.route(m, c.scratch, p.QoS > 0)
+	if needSync {
+		c.syncPending.Store(true) // before the acknowledgement is queued
+	}
 	if err != nil {
 		c.srv.log.Error("message not stored: refusing it", "client", c.info.ClientID, "topic", name, "err", err)
 		if c.version != packet.V5 {
@@ -310,7 +317,7 @@ func (s *Server) publishWill(m *Message, info *clientinfo.Info) {
 		w.Expiry = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 		w.Props.MessageExpiry = 0
 	}
-	if _, _, err := s.route(&w, nil); err != nil {
+	if _, _, _, err := s.route(&w, nil, false); err != nil {
 		s.log.Error("will not published: store failed", "client", info.ClientID, "err", err)
 	}
 }

@@ -120,10 +120,11 @@ func (s *Server) updateQueued(id string, om *outMsg) {
 
 // persistRoute writes what a routed message needs before it is acknowledged: queue
 // entries of persistent sessions and the retained message. It assigns each stored target
-// its sequence number.
-func (s *Server) persistRoute(m *Message, ts []target) error {
+// its sequence number. With lazy set, the write is not synced: the caller must call
+// Store.Sync before it acknowledges the message, and wrote reports whether that is needed.
+func (s *Server) persistRoute(m *Message, ts []target, lazy bool) (wrote bool, err error) {
 	if s.st == nil {
-		return nil
+		return false, nil
 	}
 	var b *store.Batch
 	var msgBytes, buf []byte
@@ -166,9 +167,20 @@ func (s *Server) persistRoute(m *Message, ts []target) error {
 		}
 	}
 	if b == nil {
+		return false, nil
+	}
+	if lazy {
+		return true, b.CommitNoSync(context.Background())
+	}
+	return false, b.Commit(context.Background())
+}
+
+// syncStore makes lazily written messages durable before their acknowledgements go out.
+func (s *Server) syncStore() error {
+	if s.st == nil {
 		return nil
 	}
-	return b.Commit(context.Background())
+	return s.st.Sync(context.Background())
 }
 
 // encodeMessage writes m as an MQTT 5 PUBLISH, the stored form of a message.

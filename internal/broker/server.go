@@ -313,7 +313,7 @@ func (s *Server) redistribute(from *session, msgs []*outMsg, keep bool) (left []
 			left = append(left, om)
 			continue
 		}
-		if err := s.persistRoute(om.msg, to); err != nil {
+		if _, err := s.persistRoute(om.msg, to, false); err != nil {
 			s.log.Error("store: shared redistribution", "err", err)
 			left = append(left, om)
 			continue
@@ -327,13 +327,15 @@ func (s *Server) redistribute(from *session, msgs []*outMsg, keep bool) (left []
 
 // route delivers a message to every matching session and keeps it when it is retained.
 // With a store, what must survive a crash is durable before route returns, so the caller
-// may acknowledge the message. It returns the number of sessions it was delivered to.
-func (s *Server) route(m *Message, scratch []target) ([]target, int, error) {
+// may acknowledge the message; with lazy set it is written but not yet synced, and
+// needSync tells the caller to sync before acknowledging. It returns the number of
+// sessions the message was delivered to.
+func (s *Server) route(m *Message, scratch []target, lazy bool) (_ []target, n int, needSync bool, err error) {
 	now := time.Now()
 	ts := s.router.match(m.Topic, m.From, scratch[:0])
-	if err := s.persistRoute(m, ts); err != nil {
+	if needSync, err = s.persistRoute(m, ts, lazy); err != nil {
 		clear(ts)
-		return ts[:0], 0, err
+		return ts[:0], 0, false, err
 	}
 	if m.Retain && s.o.RetainAvailable {
 		s.retained.set(m)
@@ -341,7 +343,7 @@ func (s *Server) route(m *Message, scratch []target) ([]target, int, error) {
 	for i := range ts {
 		ts[i].sess.deliver(m, &ts[i], now)
 	}
-	n := len(ts)
+	n = len(ts)
 	clear(ts) // drop references so the scratch slice does not pin sessions
-	return ts[:0], n, nil
+	return ts[:0], n, needSync, nil
 }

@@ -44,7 +44,7 @@ func (s *Server) publishSys() {
 	for _, v := range values {
 		m := &Message{Topic: prefix + v.topic, Payload: []byte(v.value), Retain: true}
 		var err error
-		if scratch, _, err = s.route(m, scratch); err != nil {
+		if scratch, _, _, err = s.route(m, scratch, false); err != nil {
 			s.log.Error("$SYS publish failed", "err", err)
 			return
 		}

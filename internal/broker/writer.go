@@ -169,9 +169,13 @@ func (c *conn) flushOwn() {
 	c.wbuf = nil
 	c.wmu.Unlock()
 
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.sendTimeout))
-	n, err := c.nc.Write(buf)
-	c.srv.stats.bytesOut.Add(int64(n))
+	var n int
+	err := c.syncBeforeAcks()
+	if err == nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.sendTimeout))
+		n, err = c.nc.Write(buf)
+		c.srv.stats.bytesOut.Add(int64(n))
+	}
 
 	c.wmu.Lock()
 	if err != nil {
@@ -193,6 +197,23 @@ func (c *conn) flushOwn() {
 		c.wbuf = buf[:0] // reuse while active; released when the connection parks
 	}
 	c.wmu.Unlock()
+}
+
+// syncBeforeAcks makes the messages this connection wrote lazily durable before their
+// acknowledgements, which are in the bytes about to be written, leave. Every write of
+// the connection calls it after taking the bytes it writes: an acknowledgement is queued
+// only after syncPending is set for its message, so a write that finds the flag clear
+// carries only acknowledgements whose messages an earlier write already synced. On
+// failure nothing is written and the connection is closed: the client sends again.
+func (c *conn) syncBeforeAcks() error {
+	if !c.syncPending.Swap(false) {
+		return nil
+	}
+	if err := c.srv.syncStore(); err != nil {
+		c.srv.log.Error("store sync failed: closing the connection without acknowledging", "client", c.info.ClientID, "err", err)
+		return err
+	}
+	return nil
 }
 
 // releaseWriteBuf drops the write buffer of a connection that has nothing pending.
@@ -237,9 +258,13 @@ func (c *conn) flush() {
 		}
 		c.wmu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(deadline))
-		n, err := c.nc.Write(buf)
-		c.srv.stats.bytesOut.Add(int64(n))
+		var n int
+		err := c.syncBeforeAcks()
+		if err == nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(deadline))
+			n, err = c.nc.Write(buf)
+			c.srv.stats.bytesOut.Add(int64(n))
+		}
 		if err != nil {
 			c.wmu.Lock()
 			c.wclosed = true

@@ -21,8 +21,8 @@ const (
 )
 
 // TestHelperProcessWriter is not a test: TestCrashDurability runs it in a
-// child process that commits synced batches and reports each one on stdout
-// after its Commit returned, until it is killed.
+// child process that commits synced batches (or unsynced ones followed by Sync)
+// and reports each one on stdout once it is durable, until it is killed.
 func TestHelperProcessWriter(t *testing.T) {
 	dir := os.Getenv(helperDirEnv)
 	if dir == "" {
@@ -41,7 +41,17 @@ func TestHelperProcessWriter(t *testing.T) {
 		b.PutQueued(helperClient, seq, value)
 		b.PutSession(helperClient, strconv.AppendUint(nil, seq, 10))
 		b.SetRetained("crash/last", strconv.AppendUint(nil, seq, 10))
-		if err := b.Commit(ctx); err != nil {
+		// Every other batch is committed without sync and made durable by Sync, the
+		// way the broker acknowledges a run of pipelined messages.
+		var err error
+		if seq%2 == 0 {
+			if err = b.CommitNoSync(ctx); err == nil {
+				err = s.Sync(ctx)
+			}
+		} else {
+			err = b.Commit(ctx)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "commit:", err)
 			os.Exit(2)
 		}

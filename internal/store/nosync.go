@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -13,4 +14,27 @@ import (
 // that commit covers every earlier write.
 func (b *Batch) CommitNoSync(ctx context.Context) error {
 	return b.commit(ctx, pebble.NoSync)
+}
+
+// Sync makes every batch committed so far durable: with Options.Sync it returns once the
+// WAL is fsynced (concurrent calls and synced commits share fsyncs); without it, it does
+// nothing. Callers that commit many batches with CommitNoSync and acknowledge them
+// together call Sync once before acknowledging.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	if !s.writeOpt.Sync {
+		return nil
+	}
+	if err := s.acquire(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	defer s.release()
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.commitErrors.Add(1)
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	s.syncedCommits.Add(1)
+	return nil
 }
