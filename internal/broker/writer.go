@@ -169,24 +169,11 @@ func (c *conn) flushOwn() {
 	c.wbuf = nil
 	c.wmu.Unlock()
 
-	var n int
-	err := c.syncBeforeAcks()
-	if err == nil {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.sendTimeout))
-		n, err = c.nc.Write(buf)
-		c.srv.stats.bytesOut.Add(int64(n))
-	}
-
-	c.wmu.Lock()
-	if err != nil {
-		c.wclosed = true
-		c.flushing = false
-		c.wbuf = nil
-		c.wmu.Unlock()
-		c.srv.stats.slowClosed.Add(1)
-		c.closeSocket()
+	if err := c.writeOut(buf, c.sendTimeout); err != nil {
+		c.writeFailed()
 		return
 	}
+	c.wmu.Lock()
 	if len(c.wbuf) > 0 || c.closeAfter {
 		c.wmu.Unlock()
 		go c.flush() // still flushing: new bytes came, or a close waits for them
@@ -197,6 +184,29 @@ func (c *conn) flushOwn() {
 		c.wbuf = buf[:0] // reuse while active; released when the connection parks
 	}
 	c.wmu.Unlock()
+}
+
+// writeOut writes buf to the socket within timeout, after syncing the store when buf may
+// carry acknowledgements of lazily written messages.
+func (c *conn) writeOut(buf []byte, timeout time.Duration) error {
+	if err := c.syncBeforeAcks(); err != nil {
+		return err
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	n, err := c.nc.Write(buf)
+	c.srv.stats.bytesOut.Add(int64(n))
+	return err
+}
+
+// writeFailed ends a connection whose write failed or timed out: nothing more is written.
+func (c *conn) writeFailed() {
+	c.wmu.Lock()
+	c.wclosed = true
+	c.flushing = false
+	c.wbuf = nil
+	c.wmu.Unlock()
+	c.srv.stats.slowClosed.Add(1)
+	c.closeSocket()
 }
 
 // syncBeforeAcks makes the messages this connection wrote lazily durable before their
@@ -258,21 +268,8 @@ func (c *conn) flush() {
 		}
 		c.wmu.Unlock()
 
-		var n int
-		err := c.syncBeforeAcks()
-		if err == nil {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(deadline))
-			n, err = c.nc.Write(buf)
-			c.srv.stats.bytesOut.Add(int64(n))
-		}
-		if err != nil {
-			c.wmu.Lock()
-			c.wclosed = true
-			c.flushing = false
-			c.wbuf = nil
-			c.wmu.Unlock()
-			c.srv.stats.slowClosed.Add(1)
-			c.closeSocket()
+		if err := c.writeOut(buf, deadline); err != nil {
+			c.writeFailed()
 			return
 		}
 		if cap(buf) <= 64<<10 {
