@@ -9,8 +9,9 @@
 set -euo pipefail
 
 # Debian packages the tests use: the mosquitto clients (interoperability tests) and the
-# mosquitto broker (the comparison baseline of scripts/bench-compare.sh).
-packages=(mosquitto mosquitto-clients)
+# mosquitto broker (the comparison baseline of scripts/bench-compare.sh), and openssl
+# (s_client probes of the TLS listeners).
+packages=(mosquitto mosquitto-clients openssl)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

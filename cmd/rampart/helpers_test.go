@@ -359,6 +359,11 @@ func dialRaw(t testing.TB, addr string, v packet.Version) *rawClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return rawOver(t, nc, v)
+}
+
+// rawOver runs a raw client over an established connection (a TLS one, say).
+func rawOver(t testing.TB, nc net.Conn, v packet.Version) *rawClient {
 	c := &rawClient{t: t, nc: nc, v: v, frames: make(chan rawFrame, 8192),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	go c.readLoop()

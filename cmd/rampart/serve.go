@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/listener"
 	"github.com/rampart-mqtt/rampart/internal/store"
+	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
 func newServeCommand() *cobra.Command {
@@ -37,6 +39,10 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			if check {
+				// The TLS files are part of the configuration: read them too.
+				if _, err := tlsConfigs(cfg); err != nil {
+					return err
+				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
 				return err
 			}
@@ -122,6 +128,40 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		ls = append(ls, wl)
 		logAnonymous(log, wl.Name(), l.Listener)
 	}
+	tlsCfgs, err := tlsConfigs(cfg)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
+		l := cfg.Listeners.SSL[name]
+		if !l.Enable {
+			continue
+		}
+		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
+			TLS: tlsCfgs["ssl:"+name], HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, sl)
+		logAnonymous(log, sl.Name(), l.Listener)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WSS)) {
+		l := cfg.Listeners.WSS[name]
+		if !l.Enable {
+			continue
+		}
+		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
+			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
+			TLS: tlsCfgs["wss:"+name], HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, wl)
+		logAnonymous(log, wl.Name(), l.Listener)
+	}
 	log.Info("rampart starting", "version", version, "node", cfg.Node.Name,
 		"durability", string(cfg.Node.Durability), "data_dir", cfg.Node.DataDir)
 	err = srv.Serve(ctx, ls)
@@ -179,6 +219,14 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	for name, l := range cfg.Listeners.WS {
 		o.PerListener["ws:"+name] = connLimits(l.TCPOptions)
 	}
+	for name, l := range cfg.Listeners.SSL {
+		o.PerListener["ssl:"+name] = connLimits(l.TCPOptions)
+		addCertIdentity(&o, "ssl:"+name, l.CertIdentity)
+	}
+	for name, l := range cfg.Listeners.WSS {
+		o.PerListener["wss:"+name] = connLimits(l.TCPOptions)
+		addCertIdentity(&o, "wss:"+name, l.CertIdentity)
+	}
 	o.Logger = log
 	o.Version = version
 	return o
@@ -186,4 +234,44 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 
 func connLimits(t config.TCPOptions) broker.ConnLimits {
 	return broker.ConnLimits{SendTimeout: t.SendTimeout.Duration(), HighWatermark: int(t.HighWatermark.Bytes())}
+}
+
+func addCertIdentity(o *broker.Options, listener string, id config.CertIdentity) {
+	if id.PeerCertAsUsername == "" && id.PeerCertAsClientID == "" {
+		return
+	}
+	if o.CertIdentity == nil {
+		o.CertIdentity = make(map[string]broker.CertAs)
+	}
+	o.CertIdentity[listener] = broker.CertAs{Username: string(id.PeerCertAsUsername), ClientID: string(id.PeerCertAsClientID)}
+}
+
+// tlsConfigs reads the certificate files of every enabled ssl and wss listener; errors
+// name the listener and the file.
+func tlsConfigs(cfg *config.Config) (map[string]*tls.Config, error) {
+	out := make(map[string]*tls.Config)
+	add := func(kind, name string, enable bool, o config.SSLOptions) error {
+		if !enable {
+			return nil
+		}
+		c, err := tlsconf.NewServer(o.TLSOptions())
+		if err != nil {
+			return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
+		}
+		out[kind+":"+name] = c
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
+		l := cfg.Listeners.SSL[name]
+		if err := add("ssl", name, l.Enable, l.SSLOptions); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WSS)) {
+		l := cfg.Listeners.WSS[name]
+		if err := add("wss", name, l.Enable, l.SSLOptions); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

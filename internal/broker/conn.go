@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/listener"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
+	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
 // Reasons the server closes a connection (MQTT 5 DISCONNECT reason codes).
@@ -87,6 +88,11 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.info.Listener = meta.Listener
 	c.info.Peer = meta.Peer
 	c.info.WebSocket = meta.Header
+	if meta.TLS != nil {
+		if id, ok := tlsconf.PeerIdentity(*meta.TLS); ok {
+			c.info.Cert = &clientinfo.Cert{CN: id.CN, DN: id.DN, DNSNames: id.DNSNames, URIs: id.URIs, SHA256: id.SHA256}
+		}
+	}
 	c.in = &inBuf{nc: nc, pool: &s.inBufs}
 	c.rd = packet.NewReader(c.in, s.o.MaxPacketSize)
 	c.fd = -1
@@ -260,6 +266,20 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	if cp.ClientID == "" {
 		c.info.ClientID = newClientID()
 		assigned = true
+	}
+	if as, ok := o.CertIdentity[c.meta.Listener]; ok {
+		// The verified certificate, not the client, says who this is.
+		if as.Username != "" {
+			if c.info.Username = c.info.Cert.Field(as.Username); c.info.Username == "" {
+				return c.refuse(packet.NotAuthorized, "no verified client certificate field "+as.Username+" for the user name")
+			}
+		}
+		if as.ClientID != "" {
+			if c.info.ClientID = c.info.Cert.Field(as.ClientID); c.info.ClientID == "" {
+				return c.refuse(packet.NotAuthorized, "no verified client certificate field "+as.ClientID+" for the client id")
+			}
+			assigned = false
+		}
 	}
 
 	var ack packet.Connack

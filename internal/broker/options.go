@@ -46,6 +46,10 @@ type Options struct {
 	// PerListener overrides SendTimeout and HighWatermark for the listener of that name
 	// ("tcp:default"); zero fields keep the broker-wide value.
 	PerListener map[string]ConnLimits
+	// CertIdentity takes the user name or client id from the verified client certificate
+	// on the listener of that name ("ssl:devices"). The configuration only allows it on
+	// listeners that require a certificate verified against their CA.
+	CertIdentity map[string]CertAs
 
 	// Store persists retained messages and persistent sessions (durability "sync");
 	// nil keeps them in memory only.
@@ -143,4 +147,11 @@ func (o Options) withDefaults() Options {
 type ConnLimits struct {
 	SendTimeout   time.Duration
 	HighWatermark int
+}
+
+// CertAs names the certificate fields (clientinfo.Cert.Field) that become a client's user
+// name and client id; "" keeps what the client sent.
+type CertAs struct {
+	Username string
+	ClientID string
 }

@@ -23,6 +23,9 @@ type Info struct {
 	ProtocolVersion byte
 	// WebSocket holds the headers of the upgrade request on ws and wss listeners.
 	WebSocket http.Header
+	// Cert is what the client's certificate says, when the TLS handshake verified one
+	// against the listener's CA; nil otherwise (an unverified certificate never counts).
+	Cert *Cert
 	// Attrs are client attributes set by authentication (client_attrs).
 	Attrs map[string]string
 	// Superuser is set by an authenticator; it bypasses authorization.
@@ -35,4 +38,39 @@ func (i *Info) PeerHost() string {
 		return ""
 	}
 	return i.Peer.Addr().Unmap().String()
+}
+
+// Cert is the identity a verified client certificate carries.
+type Cert struct {
+	CN       string   // subject common name
+	DN       string   // subject distinguished name (RFC 4514)
+	DNSNames []string // DNS subject alternative names
+	URIs     []string // URI subject alternative names
+	SHA256   string   // hex SHA-256 fingerprint of the certificate (DER)
+}
+
+// Field returns the certificate field named by a peer_cert_as_* setting: "cn", "dn",
+// "san_dns" or "san_uri" (the first of each), or "crt_sha256". It returns "" when there
+// is no verified certificate or it lacks the field.
+func (c *Cert) Field(name string) string {
+	if c == nil {
+		return ""
+	}
+	switch name {
+	case "cn":
+		return c.CN
+	case "dn":
+		return c.DN
+	case "san_dns":
+		if len(c.DNSNames) > 0 {
+			return c.DNSNames[0]
+		}
+	case "san_uri":
+		if len(c.URIs) > 0 {
+			return c.URIs[0]
+		}
+	case "crt_sha256":
+		return c.SHA256
+	}
+	return ""
 }

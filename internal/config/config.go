@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/tlsconf"
+)
 
 // Config is the whole broker configuration. The `yaml` tags are the key names of the file
 // and, upper-cased, of the environment overrides.
@@ -35,8 +39,45 @@ type Log struct {
 
 // Listeners holds the listeners by type, then by name. Names match ^[a-z0-9_-]{1,32}$.
 type Listeners struct {
-	TCP map[string]Listener   `yaml:"tcp"`
-	WS  map[string]WSListener `yaml:"ws"`
+	TCP map[string]Listener    `yaml:"tcp"`
+	WS  map[string]WSListener  `yaml:"ws"`
+	SSL map[string]SSLListener `yaml:"ssl"`
+	WSS map[string]WSSListener `yaml:"wss"`
+}
+
+// SSLOptions configure TLS on an ssl or wss listener.
+type SSLOptions struct {
+	CertFile             string   `yaml:"certfile"`
+	KeyFile              string   `yaml:"keyfile"`
+	CACertFile           string   `yaml:"cacertfile"`
+	Versions             []string `yaml:"versions"`
+	Ciphers              []string `yaml:"ciphers"`
+	AllowInsecureCiphers bool     `yaml:"allow_insecure_ciphers"`
+	Curves               []string `yaml:"curves"`
+	Verify               Verify   `yaml:"verify"`
+	FailIfNoPeerCert     bool     `yaml:"fail_if_no_peer_cert"`
+	Depth                int      `yaml:"depth"`
+	HandshakeTimeout     Duration `yaml:"handshake_timeout"`
+}
+
+// CertIdentity takes a client's user name or client id from its verified certificate.
+type CertIdentity struct {
+	PeerCertAsUsername CertField `yaml:"peer_cert_as_username"`
+	PeerCertAsClientID CertField `yaml:"peer_cert_as_clientid"`
+}
+
+// SSLListener is MQTT over TLS.
+type SSLListener struct {
+	Listener     `yaml:",inline"`
+	CertIdentity `yaml:",inline"`
+	SSLOptions   SSLOptions `yaml:"ssl_options"`
+}
+
+// WSSListener is MQTT over WebSocket over TLS.
+type WSSListener struct {
+	WSListener   `yaml:",inline"`
+	CertIdentity `yaml:",inline"`
+	SSLOptions   SSLOptions `yaml:"ssl_options"`
 }
 
 // Listener is the configuration shared by every listener type.
@@ -124,6 +165,8 @@ func Default() *Config {
 		Listeners: Listeners{
 			TCP: map[string]Listener{"default": tcp},
 			WS:  map[string]WSListener{"default": ws},
+			SSL: map[string]SSLListener{},
+			WSS: map[string]WSSListener{},
 		},
 		MQTT: MQTT{
 			IdleTimeout:                Duration(10 * time.Second),
@@ -181,3 +224,26 @@ func (l *Listener) setDefaults() { *l = defaultListener() }
 
 // setDefaults is called by the loader on a listener it creates for a new name.
 func (w *WSListener) setDefaults() { *w = defaultWSListener() }
+
+func defaultSSLOptions() SSLOptions {
+	return SSLOptions{Verify: VerifyNone, Depth: 10, HandshakeTimeout: Duration(15 * time.Second)}
+}
+
+// setDefaults is called by the loader on a listener it creates for a new name.
+func (l *SSLListener) setDefaults() {
+	*l = SSLListener{Listener: defaultListener(), SSLOptions: defaultSSLOptions()}
+}
+
+// setDefaults is called by the loader on a listener it creates for a new name.
+func (w *WSSListener) setDefaults() {
+	*w = WSSListener{WSListener: defaultWSListener(), SSLOptions: defaultSSLOptions()}
+}
+
+// TLSOptions converts the ssl_options to the TLS package's form.
+func (o SSLOptions) TLSOptions() tlsconf.ServerOptions {
+	return tlsconf.ServerOptions{
+		CertFile: o.CertFile, KeyFile: o.KeyFile, CACertFile: o.CACertFile,
+		Versions: o.Versions, Ciphers: o.Ciphers, AllowInsecureCiphers: o.AllowInsecureCiphers,
+		Curves: o.Curves, Verify: string(o.Verify), FailIfNoPeerCert: o.FailIfNoPeerCert, Depth: o.Depth,
+	}
+}

@@ -130,6 +130,9 @@ func TestDocumentedDefaults(t *testing.T) {
 		}
 		seen++
 		m := backquoted.FindStringSubmatch(row[2])
+		if m == nil && strings.HasPrefix(row[2], "none") && actual.IsZero() {
+			continue // an empty default, documented as "none"
+		}
 		if m == nil {
 			t.Errorf("%s: the default column %q has no value in backquotes", key[1], row[2])
 			continue
@@ -171,9 +174,14 @@ func lookupDefault(v reflect.Value, path string) (reflect.Value, bool) {
 			if seg != "<name>" {
 				return reflect.Value{}, false
 			}
-			v = v.MapIndex(reflect.ValueOf("default"))
+			m := v
+			v = m.MapIndex(reflect.ValueOf("default"))
 			if !v.IsValid() {
-				return reflect.Value{}, false
+				// No entry named default: take the defaults of a new entry.
+				v = reflect.New(m.Type().Elem()).Elem()
+				if d, ok := v.Addr().Interface().(interface{ setDefaults() }); ok {
+					d.setDefaults()
+				}
 			}
 		default:
 			return reflect.Value{}, false

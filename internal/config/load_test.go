@@ -241,7 +241,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"nod:\n  name: x\n", `rampart.yaml:1: unknown key "nod"`},
 		{"node:\n  name: x\n  nam: y\n", `rampart.yaml:3: unknown key "node.nam"`},
 		{"mqtt:\n  max_packt_size: 1MB\n", `rampart.yaml:2: unknown key "mqtt.max_packt_size"`},
-		{"listeners:\n  ssl:\n    default: {}\n", `rampart.yaml:2: unknown key "listeners.ssl"`},
+		{"listeners:\n  quic:\n    default: {}\n", `rampart.yaml:2: unknown key "listeners.quic"`},
 		{"# comment\nlisteners:\n  tcp:\n    default:\n      enable: true\n      bnd: \"0.0.0.0:1883\"\n",
 			`rampart.yaml:6: unknown key "listeners.tcp.default.bnd"`},
 		{"listeners:\n  ws:\n    extra:\n      bind: \":1\"\n      tcp_options:\n        send_timout: 1s\n",

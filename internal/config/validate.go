@@ -89,6 +89,7 @@ type bound struct {
 	hosts []string // nil: every interface
 	port  int
 	anon  bool // allow_anonymous
+	mtls  bool // every client must present a certificate verified against the listener's CA
 }
 
 func (c *Config) checkListeners(ch *checker) {
@@ -106,16 +107,26 @@ func (c *Config) checkListeners(ch *checker) {
 		if b, ok := checkListener(ch, path, name, w.Listener); ok {
 			enabled = append(enabled, b)
 		}
-		if !strings.HasPrefix(w.Path, "/") {
-			ch.add(path+".path", "must start with '/', got %q", w.Path)
-		} else if strings.ContainsAny(w.Path, "?# ") || strings.IndexFunc(w.Path, unicode.IsControl) >= 0 {
-			ch.add(path+".path", "must be a plain URL path without query, fragment or spaces, got %q", w.Path)
+		checkWS(ch, path, w)
+	}
+	for _, name := range sortedKeys(c.Listeners.SSL) {
+		l := c.Listeners.SSL[name]
+		path := "listeners.ssl." + name
+		if b, ok := checkListener(ch, path, name, l.Listener); ok {
+			b.mtls = l.SSLOptions.requiresClientCert()
+			enabled = append(enabled, b)
 		}
-		for i, origin := range w.AllowedOrigins {
-			if err := checkOrigin(origin); err != nil {
-				ch.add(fmt.Sprintf("%s.allowed_origins[%d]", path, i), "%v", err)
-			}
+		checkTLS(ch, path, l.SSLOptions, l.CertIdentity)
+	}
+	for _, name := range sortedKeys(c.Listeners.WSS) {
+		w := c.Listeners.WSS[name]
+		path := "listeners.wss." + name
+		if b, ok := checkListener(ch, path, name, w.Listener); ok {
+			b.mtls = w.SSLOptions.requiresClientCert()
+			enabled = append(enabled, b)
 		}
+		checkWS(ch, path, w.WSListener)
+		checkTLS(ch, path, w.SSLOptions, w.CertIdentity)
 	}
 	if len(enabled) == 0 && !c.anyEnabled() {
 		ch.add("listeners", "no listener is enabled; enable at least one")
@@ -132,8 +143,55 @@ func (c *Config) checkListeners(ch *checker) {
 		return
 	}
 	for _, b := range enabled {
-		if !allLoopback(b.hosts) && !b.anon {
+		// A listener that requires a verified client certificate authenticates every
+		// client by it.
+		if !allLoopback(b.hosts) && !b.anon && !b.mtls {
 			ch.add(b.path+".bind", "binds %s (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly", b.bind)
+		}
+	}
+}
+
+// checkWS checks the HTTP side of a ws or wss listener.
+func checkWS(ch *checker, path string, w WSListener) {
+	if !strings.HasPrefix(w.Path, "/") {
+		ch.add(path+".path", "must start with '/', got %q", w.Path)
+	} else if strings.ContainsAny(w.Path, "?# ") || strings.IndexFunc(w.Path, unicode.IsControl) >= 0 {
+		ch.add(path+".path", "must be a plain URL path without query, fragment or spaces, got %q", w.Path)
+	}
+	for i, origin := range w.AllowedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			ch.add(fmt.Sprintf("%s.allowed_origins[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// checkTLS checks a listener's ssl_options and certificate identity settings. The files
+// themselves are read when the listener starts (and by --check-config).
+func checkTLS(ch *checker, path string, o SSLOptions, id CertIdentity) {
+	sp := path + ".ssl_options"
+	if o.HandshakeTimeout <= 0 || o.HandshakeTimeout > Duration(5*time.Minute) {
+		ch.add(sp+".handshake_timeout", "must be between 1ms and 5m, got %s", o.HandshakeTimeout)
+	}
+	// The rest (files named, versions, ciphers, curves, verify, depth) is the TLS
+	// package's to judge; each of its errors starts with the option's name.
+	to := o.TLSOptions()
+	if err := to.Validate(); err != nil {
+		errs := []error{err}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = joined.Unwrap()
+		}
+		for _, e := range errs {
+			ch.add(sp, "%v", e)
+		}
+	}
+	strict := o.requiresClientCert()
+	for _, kf := range []struct {
+		key string
+		f   CertField
+	}{{"peer_cert_as_username", id.PeerCertAsUsername}, {"peer_cert_as_clientid", id.PeerCertAsClientID}} {
+		if key, f := kf.key, kf.f; f != "" && !strict {
+			ch.add(path+"."+key, "needs ssl_options.verify: verify_peer, fail_if_no_peer_cert: true and a cacertfile; "+
+				"otherwise anyone could pick the certificate %s they present (a self-signed certificate names whoever it likes)", f)
 		}
 	}
 }
@@ -145,6 +203,16 @@ func (c *Config) anyEnabled() bool {
 		}
 	}
 	for _, w := range c.Listeners.WS {
+		if w.Enable {
+			return true
+		}
+	}
+	for _, l := range c.Listeners.SSL {
+		if l.Enable {
+			return true
+		}
+	}
+	for _, w := range c.Listeners.WSS {
 		if w.Enable {
 			return true
 		}
@@ -331,4 +399,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// requiresClientCert reports whether every client must present a certificate verified
+// against the listener's CA.
+func (o SSLOptions) requiresClientCert() bool {
+	return o.Verify == VerifyPeer && o.FailIfNoPeerCert && o.CACertFile != ""
 }

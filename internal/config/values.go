@@ -400,3 +400,25 @@ var (
 	_ yaml.Marshaler = Duration(0)
 	_ yaml.Marshaler = Limit(0)
 )
+
+// Verify is whether a TLS listener asks for and verifies client certificates.
+type Verify string
+
+// The values of ssl_options.verify.
+const (
+	VerifyNone Verify = "verify_none"
+	VerifyPeer Verify = "verify_peer"
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Verify) UnmarshalText(b []byte) error {
+	return setEnum(v, string(b), VerifyNone, VerifyPeer)
+}
+
+// CertField names the certificate field that becomes a user name or client id; "" = none.
+type CertField string
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (f *CertField) UnmarshalText(b []byte) error {
+	return setEnum(f, string(b), "", "cn", "dn", "san_dns", "san_uri", "crt_sha256")
+}

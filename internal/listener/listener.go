@@ -5,6 +5,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,8 @@ type Meta struct {
 	Listener string         // "tcp:default", "ws:default"
 	Peer     netip.AddrPort // remote address
 	Header   http.Header    // WebSocket upgrade request headers; nil for TCP
+	// TLS is the state of the completed handshake on ssl and wss listeners; nil otherwise.
+	TLS *tls.ConnectionState
 	// Detach, when not nil, lets the handler return before the connection ends: it
 	// returns a function to call exactly when the connection has ended (it is safe to
 	// call more than once). Until then the connection still counts as open. Listeners

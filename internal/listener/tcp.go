@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,10 @@ type TCPOptions struct {
 	Bind           string // host:port
 	MaxConnections int64  // 0 = unlimited
 	Logger         *slog.Logger
+	// TLS, when set, makes this an "ssl" listener: every connection completes a TLS
+	// handshake within HandshakeTimeout (default 15 s) before the handler sees it.
+	TLS              *tls.Config
+	HandshakeTimeout time.Duration
 }
 
 // TCP is a plain TCP listener.
@@ -24,6 +29,8 @@ type TCP struct {
 	name  string
 	ln    net.Listener
 	max   int64
+	tls   *tls.Config
+	hto   time.Duration
 	open  atomic.Int64
 	log   *slog.Logger
 	close sync.Once
@@ -42,7 +49,14 @@ func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log}, nil
+	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout}
+	if o.TLS != nil {
+		t.name = "ssl:" + o.Name
+		if t.hto <= 0 {
+			t.hto = 15 * time.Second
+		}
+	}
+	return t, nil
 }
 
 // Name implements Listener.
@@ -96,11 +110,38 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			detached.Store(true)
 			return end
 		}
+		if t.tls != nil {
+			meta.Detach = nil // the TLS layer buffers: an idle TLS connection keeps its goroutine
+		}
 		go func() {
+			if t.tls != nil {
+				tc, ok := t.handshake(ctx, conn)
+				if !ok {
+					end()
+					return
+				}
+				cs := tc.ConnectionState()
+				conn, meta.TLS = tc, &cs
+			}
 			h(ctx, conn, meta)
 			if !detached.Load() {
 				end()
 			}
 		}()
 	}
+}
+
+// handshake completes the TLS handshake of a new connection within the handshake timeout.
+// A failed handshake closes the connection; it is logged at debug level only, since
+// scanners and misconfigured clients make them common.
+func (t *TCP) handshake(ctx context.Context, conn net.Conn) (*tls.Conn, bool) {
+	tc := tls.Server(conn, t.tls)
+	hctx, cancel := context.WithTimeout(ctx, t.hto)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		t.log.Debug("TLS handshake failed", "listener", t.name, "peer", conn.RemoteAddr(), "err", err)
+		_ = conn.Close()
+		return nil, false
+	}
+	return tc, true
 }

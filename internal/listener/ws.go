@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type WSOptions struct {
 	// message from a longer one). 0 = no limit.
 	ReadLimit int64
 	Logger    *slog.Logger
+	// TLS, when set, makes this a "wss" listener; the handshake must finish within
+	// HandshakeTimeout (default 15 s).
+	TLS              *tls.Config
+	HandshakeTimeout time.Duration
 }
 
 // subprotocol is the WebSocket subprotocol of MQTT.
@@ -74,6 +79,12 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	name := "ws:" + o.Name
+	if o.TLS != nil {
+		name = "wss:" + o.Name
+		if o.HandshakeTimeout <= 0 {
+			o.HandshakeTimeout = 15 * time.Second
+		}
+	}
 	return &WS{
 		name: name,
 		o:    o,
@@ -117,7 +128,8 @@ func (w *WS) Serve(ctx context.Context, h Handler) error {
 			}
 			w.upgrade(ctx, rw, r, h)
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake of wss
+		TLSConfig:         w.o.TLS,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
@@ -138,7 +150,13 @@ func (w *WS) Serve(ctx context.Context, h Handler) error {
 
 	stop := context.AfterFunc(ctx, func() { _ = w.Close() })
 	defer stop()
-	err := srv.Serve(w.ln)
+	var err error
+	if w.o.TLS != nil {
+		srv.ReadHeaderTimeout = w.o.HandshakeTimeout
+		err = srv.ServeTLS(w.ln, "", "") // certificates come from TLSConfig
+	} else {
+		err = srv.Serve(w.ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 		return nil
 	}
@@ -189,7 +207,7 @@ func (w *WS) upgrade(ctx context.Context, rw http.ResponseWriter, r *http.Reques
 	if w.o.ReadLimit > 0 {
 		c.SetReadLimit(w.o.ReadLimit)
 	}
-	meta := Meta{Listener: w.name, Peer: peerOf(conn.RemoteAddr()), Header: r.Header.Clone()}
+	meta := Meta{Listener: w.name, Peer: peerOf(conn.RemoteAddr()), Header: r.Header.Clone(), TLS: r.TLS}
 	if ap, err := parseAddrPort(r.RemoteAddr); err == nil {
 		meta.Peer = ap
 	}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
+)
+
+// testPKI is a CA, a server certificate for 127.0.0.1, a device certificate, and an
+// attacker's self-signed certificate that claims the device's name. Files are PEM in dir.
+type testPKI struct {
+	dir                           string
+	caFile, serverCert, serverKey string
+	deviceCert, deviceKey         string
+	attackerCert, attackerKey     string
+	ca                            *x509.Certificate
+	caKey                         *ecdsa.PrivateKey
+	device, attacker              tls.Certificate
+	serial                        int64
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	p := &testPKI{dir: t.TempDir()}
+	caKey := mustKey(t)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Rampart test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ca, _ = x509.ParseCertificate(der)
+	p.caKey = caKey
+	p.serial = 1
+	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
+
+	p.serverCert, p.serverKey, _ = p.issue(t, "server", &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, p.ca, p.caKey)
+	p.deviceCert, p.deviceKey, p.device = p.issue(t, "device", &x509.Certificate{Subject: pkix.Name{CommonName: "device-1", Organization: []string{"Fleet"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, p.ca, p.caKey)
+	// The attacker signs its own certificate with the device's name.
+	attackerKey := mustKey(t)
+	self := &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "device-1", Organization: []string{"Fleet"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err = x509.CreateCertificate(rand.Reader, self, self, &attackerKey.PublicKey, attackerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.attackerCert = p.write(t, "attacker.pem", "CERTIFICATE", der)
+	p.attackerKey = p.writeKey(t, "attacker-key.pem", attackerKey)
+	p.attacker = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: attackerKey}
+	return p
+}
+
+func mustKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (p *testPKI) issue(t *testing.T, name string, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (certFile, keyFile string, pair tls.Certificate) {
+	t.Helper()
+	p.serial++
+	tmpl.SerialNumber = big.NewInt(p.serial)
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	key := mustKey(t)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.write(t, name+".pem", "CERTIFICATE", der), p.writeKey(t, name+"-key.pem", key),
+		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func (p *testPKI) write(t *testing.T, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (p *testPKI) writeKey(t *testing.T, name string, k *ecdsa.PrivateKey) string {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.write(t, name, "EC PRIVATE KEY", der)
+}
+
+func (p *testPKI) pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	return pool
+}
+
+// tlsConfig is a broker configuration with one mutual-TLS listener whose certificate CN
+// becomes the client id and user name.
+func tlsConfig(p *testPKI, dataDir string) string {
+	return fmt.Sprintf(`node:
+  data_dir: %s
+  durability: none
+log:
+  level: debug
+listeners:
+  tcp:
+    default:
+      enable: false
+      bind: 127.0.0.1:0
+  ws:
+    default:
+      enable: false
+      bind: 127.0.0.1:0
+  ssl:
+    devices:
+      bind: 127.0.0.1:0
+      peer_cert_as_clientid: cn
+      peer_cert_as_username: cn
+      ssl_options:
+        certfile: %s
+        keyfile: %s
+        cacertfile: %s
+        verify: verify_peer
+        fail_if_no_peer_cert: true
+sys_topics:
+  sys_msg_interval: 0
+`, strconv.Quote(dataDir), strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile))
+}
+
+func TestServeTLS(t *testing.T) {
+	p := newTestPKI(t)
+	b := startBroker(t, writeConfig(t, tlsConfig(p, t.TempDir())), "ssl:devices")
+	addr := b.addr("ssl:devices")
+
+	dialTLS := func(cert *tls.Certificate) (*tls.Conn, error) {
+		cfg := &tls.Config{RootCAs: p.pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		if cert != nil {
+			// Always send it: Go would withhold a certificate that does not chain to the
+			// CAs the server names, and the attack is to send it anyway.
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: waitPacket}, Config: cfg}
+		ctx, cancel := context.WithTimeout(context.Background(), waitPacket)
+		defer cancel()
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := c.(*tls.Conn)
+		// TLS 1.3 reports a refused client certificate on the first read.
+		_ = tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var one [1]byte
+		if _, err := tc.Read(one[:]); err != nil && !os.IsTimeout(err) {
+			_ = tc.Close()
+			return nil, err
+		}
+		_ = tc.SetReadDeadline(time.Time{})
+		return tc, nil
+	}
+
+	t.Run("[SECURITY] a client without a certificate is refused at the handshake", func(t *testing.T) {
+		if c, err := dialTLS(nil); err == nil {
+			_ = c.Close()
+			t.Fatal("handshake without a client certificate succeeded")
+		}
+	})
+
+	t.Run("[SECURITY] a self-signed certificate with the device's name is refused", func(t *testing.T) {
+		if c, err := dialTLS(&p.attacker); err == nil {
+			_ = c.Close()
+			t.Fatal("handshake with the attacker's self-signed certificate succeeded")
+		}
+	})
+
+	t.Run("the certificate's CN is the client id, whatever CONNECT says", func(t *testing.T) {
+		tc1, err := dialTLS(&p.device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := rawOver(t, tc1, packet.V5)
+		if ack := first.connect(v5Connect("claims-to-be-someone", true, 0)); ack.ReasonCode != packet.Success {
+			t.Fatalf("CONNACK %v", ack.ReasonCode)
+		}
+		tc2, err := dialTLS(&p.device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := rawOver(t, tc2, packet.V5)
+		if ack := second.connect(v5Connect("another-name", true, 0)); ack.ReasonCode != packet.Success {
+			t.Fatalf("CONNACK %v", ack.ReasonCode)
+		}
+		// Both connections are device-1: the second takes the session over [MQTT-3.1.4-3].
+		if d := expect[*packet.Disconnect](first); d.ReasonCode != packet.SessionTakenOver {
+			t.Fatalf("first connection got DISCONNECT %v, want 0x8E", d.ReasonCode)
+		}
+	})
+
+	t.Run("mosquitto clients with the device certificate", func(t *testing.T) {
+		sub, pub := lookMosquitto(t)
+		_, port, _ := net.SplitHostPort(addr)
+		tlsArgs := []string{"-h", "127.0.0.1", "-p", port, "--cafile", p.caFile, "--cert", p.deviceCert, "--key", p.deviceKey}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// The subscriber and the publisher share the certificate, so they would share the
+		// client id (the CN) and take each other over: the publisher publishes a retained
+		// message first and the subscriber, connecting after it, receives it.
+		pubOut, err := exec.CommandContext(ctx, pub, append(tlsArgs, "-t", "tls/hello", "-m", "over-tls", "-q", "1", "-r", "-V", "mqttv311")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mosquitto_pub over mutual TLS: %v\n%s", err, pubOut)
+		}
+		subOut, err := exec.CommandContext(ctx, sub, append(tlsArgs, "-t", "tls/#", "-C", "1", "-W", "10", "-V", "mqttv5")...).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(subOut)) != "over-tls" {
+			t.Fatalf("mosquitto_sub over mutual TLS: %v\n%s", err, subOut)
+		}
+		// Without a client certificate mosquitto_pub cannot connect.
+		noCert := []string{"-h", "127.0.0.1", "-p", port, "--cafile", p.caFile, "-t", "tls/x", "-m", "x"}
+		if out, err := exec.CommandContext(ctx, pub, noCert...).CombinedOutput(); err == nil {
+			t.Fatalf("mosquitto_pub without a client certificate succeeded:\n%s", out)
+		}
+	})
+
+	t.Run("[SECURITY] TLS 1.1 cannot be negotiated (openssl s_client)", func(t *testing.T) {
+		openssl, err := exec.LookPath("openssl")
+		if err != nil {
+			if os.Getenv("REQUIRE_TEST_SERVICES") != "" {
+				t.Fatal("openssl not installed; REQUIRE_TEST_SERVICES is set")
+			}
+			t.Skip("openssl not installed")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0",
+			"-cert", p.deviceCert, "-key", p.deviceKey, "-CAfile", p.caFile)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if err == nil && !strings.Contains(string(out), "Cipher is (NONE)") {
+			t.Fatalf("openssl negotiated TLS 1.1:\n%s", out)
+		}
+	})
+}
+
+// lookMosquitto finds the mosquitto clients or skips (fails with REQUIRE_TEST_SERVICES).
+func lookMosquitto(t *testing.T) (sub, pub string) {
+	t.Helper()
+	sub, err1 := exec.LookPath("mosquitto_sub")
+	pub, err2 := exec.LookPath("mosquitto_pub")
+	if err1 != nil || err2 != nil {
+		if os.Getenv("REQUIRE_TEST_SERVICES") != "" {
+			t.Fatal("mosquitto clients not installed; REQUIRE_TEST_SERVICES is set")
+		}
+		t.Skip("mosquitto clients not installed (scripts/test-services.sh install)")
+	}
+	return sub, pub
+}
