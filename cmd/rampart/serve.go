@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,7 +42,7 @@ func newServeCommand() *cobra.Command {
 			}
 			if check {
 				// The TLS files are part of the configuration: read them too.
-				if _, err := tlsConfigs(cfg); err != nil {
+				if _, err := tlsReloaders(cfg, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
@@ -128,18 +130,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		ls = append(ls, wl)
 		logAnonymous(log, wl.Name(), l.Listener)
 	}
-	tlsCfgs, err := tlsConfigs(cfg)
+	reloaders, err := tlsReloaders(cfg, log)
 	if err != nil {
 		closeAll()
 		return err
 	}
+	watchTLS(ctx, reloaders, log)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
 		l := cfg.Listeners.SSL[name]
 		if !l.Enable {
 			continue
 		}
 		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: tlsCfgs["ssl:"+name], HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+			TLS: reloaders["ssl:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
 		if err != nil {
 			closeAll()
 			return err
@@ -154,7 +157,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: tlsCfgs["wss:"+name], HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+			TLS: reloaders["wss:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
 		if err != nil {
 			closeAll()
 			return err
@@ -246,19 +249,19 @@ func addCertIdentity(o *broker.Options, listener string, id config.CertIdentity)
 	o.CertIdentity[listener] = broker.CertAs{Username: string(id.PeerCertAsUsername), ClientID: string(id.PeerCertAsClientID)}
 }
 
-// tlsConfigs reads the certificate files of every enabled ssl and wss listener; errors
+// tlsReloaders reads the certificate files of every enabled ssl and wss listener; errors
 // name the listener and the file.
-func tlsConfigs(cfg *config.Config) (map[string]*tls.Config, error) {
-	out := make(map[string]*tls.Config)
+func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsconf.Reloader, error) {
+	out := make(map[string]*tlsconf.Reloader)
 	add := func(kind, name string, enable bool, o config.SSLOptions) error {
 		if !enable {
 			return nil
 		}
-		c, err := tlsconf.NewServer(o.TLSOptions())
+		r, err := tlsconf.NewReloader(o.TLSOptions(), log)
 		if err != nil {
 			return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
 		}
-		out[kind+":"+name] = c
+		out[kind+":"+name] = r
 		return nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
@@ -274,4 +277,32 @@ func tlsConfigs(cfg *config.Config) (map[string]*tls.Config, error) {
 		}
 	}
 	return out, nil
+}
+
+// tlsPollInterval is how often certificate, key and CA files are checked for changes.
+const tlsPollInterval = 5 * time.Second
+
+// watchTLS reloads the TLS files of every listener when they change and on SIGHUP, until
+// ctx ends. Established connections are never touched.
+// SIGHUP is always caught, so it never ends the broker.
+func watchTLS(ctx context.Context, reloaders map[string]*tlsconf.Reloader, log *slog.Logger) {
+	for name, r := range reloaders {
+		go r.Watch(ctx, tlsPollInterval, name)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading TLS files", "listeners", len(reloaders))
+				for _, name := range slices.Sorted(maps.Keys(reloaders)) {
+					reloaders[name].ReloadAndLog(name, "SIGHUP")
+				}
+			}
+		}
+	}()
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,7 +123,11 @@ func (p *testPKI) pool() *x509.CertPool {
 
 // tlsConfig is a broker configuration with one mutual-TLS listener whose certificate CN
 // becomes the client id and user name.
-func tlsConfig(p *testPKI, dataDir string) string {
+func tlsConfig(p *testPKI, dataDir string, certIdentity bool) string {
+	id := ""
+	if certIdentity {
+		id = "\n      peer_cert_as_clientid: cn\n      peer_cert_as_username: cn"
+	}
 	return fmt.Sprintf(`node:
   data_dir: %s
   durability: none
@@ -139,9 +144,7 @@ listeners:
       bind: 127.0.0.1:0
   ssl:
     devices:
-      bind: 127.0.0.1:0
-      peer_cert_as_clientid: cn
-      peer_cert_as_username: cn
+      bind: 127.0.0.1:0%s
       ssl_options:
         certfile: %s
         keyfile: %s
@@ -150,12 +153,12 @@ listeners:
         fail_if_no_peer_cert: true
 sys_topics:
   sys_msg_interval: 0
-`, strconv.Quote(dataDir), strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile))
+`, strconv.Quote(dataDir), id, strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile))
 }
 
 func TestServeTLS(t *testing.T) {
 	p := newTestPKI(t)
-	b := startBroker(t, writeConfig(t, tlsConfig(p, t.TempDir())), "ssl:devices")
+	b := startBroker(t, writeConfig(t, tlsConfig(p, t.TempDir(), true)), "ssl:devices")
 	addr := b.addr("ssl:devices")
 
 	dialTLS := func(cert *tls.Certificate) (*tls.Conn, error) {
@@ -277,4 +280,88 @@ func lookMosquitto(t *testing.T) (sub, pub string) {
 		t.Skip("mosquitto clients not installed (scripts/test-services.sh install)")
 	}
 	return sub, pub
+}
+
+func TestServeTLSReload(t *testing.T) {
+	p := newTestPKI(t)
+	b := startBroker(t, writeConfig(t, tlsConfig(p, t.TempDir(), false)), "ssl:devices")
+	addr := b.addr("ssl:devices")
+	clientCfg := &tls.Config{RootCAs: p.pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{p.device}}
+	serverSerial := func() string {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitPacket}, "tcp", addr, clientCfg)
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serverSerial()
+
+	const n = 100
+	clients := make([]*rawClient, 0, n)
+	for i := range n {
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: waitPacket}, "tcp", addr, clientCfg)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		c := rawOver(t, tc, packet.V311)
+		cp := &packet.Connect{Version: packet.V311, CleanStart: true, KeepAlive: 60, ClientID: fmt.Sprintf("held-%d", i)}
+		if ack := c.connect(cp); ack.ReasonCode != packet.Success {
+			t.Fatalf("client %d CONNACK %v", i, ack.ReasonCode)
+		}
+		clients = append(clients, c)
+	}
+	allAlive := func() {
+		t.Helper()
+		for i, c := range clients {
+			c.send(&packet.Pingreq{})
+			if _, ok := c.next(waitPacket); !ok {
+				t.Fatalf("client %d lost its connection", i)
+			}
+		}
+	}
+
+	t.Run("replaced files and SIGHUP: new handshakes get the new certificate, nobody is dropped", func(t *testing.T) {
+		// Write the renewed pair to temporary names and rename them into place, as a
+		// careful operator (or certbot) does.
+		renewedCert, renewedKey, renewed := p.issue(t, "renewed", &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, p.ca, p.caKey)
+		if err := os.Rename(renewedCert, p.serverCert); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(renewedKey, p.serverKey); err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(renewed.Certificate[0])
+		want := leaf.SerialNumber.String()
+		b.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(waitPacket)
+		for serverSerial() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("new handshakes still get serial %s after SIGHUP, want %s", first, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		allAlive()
+	})
+
+	t.Run("[SECURITY] a corrupt replacement keeps the last good certificate", func(t *testing.T) {
+		before := serverSerial()
+		if err := os.WriteFile(p.serverCert, []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(waitPacket)
+		for !strings.Contains(b.stderr.String(), "TLS reload failed") {
+			if time.Now().After(deadline) {
+				t.Fatal("no reload failure logged")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := serverSerial(); got != before {
+			t.Fatalf("after a corrupt replacement new handshakes get %s, want the last good %s", got, before)
+		}
+		allAlive()
+	})
 }
