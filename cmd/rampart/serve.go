@@ -108,7 +108,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		if !l.Enable {
 			continue
 		}
-		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log})
+		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
+			Access: accessRules(l)})
 		if err != nil {
 			closeAll()
 			return err
@@ -122,7 +123,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
-			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log})
+			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
+			Access: accessRules(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -142,7 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: reloaders["ssl:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+			TLS: reloaders["ssl:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -157,7 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: reloaders["wss:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration()})
+			TLS: reloaders["wss:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -305,4 +307,11 @@ func watchTLS(ctx context.Context, reloaders map[string]*tlsconf.Reloader, log *
 			}
 		}
 	}()
+}
+
+// accessRules parses a listener's access_rules; the configuration was validated, so an
+// error cannot happen here.
+func accessRules(l config.Listener) *listener.AccessRules {
+	a, _ := listener.ParseAccessRules(l.AccessRules)
+	return a
 }

@@ -89,8 +89,10 @@ type Listener struct {
 	// MaxConnections bounds the connections open at once on this listener.
 	MaxConnections Limit `yaml:"max_connections"`
 	// AllowAnonymous opts a non-loopback listener in to clients without credentials.
-	AllowAnonymous bool       `yaml:"allow_anonymous"`
-	TCPOptions     TCPOptions `yaml:"tcp_options"`
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// AccessRules ("allow 10.0.0.0/8", "deny all") are checked on accept; first match wins.
+	AccessRules []string   `yaml:"access_rules"`
+	TCPOptions  TCPOptions `yaml:"tcp_options"`
 }
 
 // WSListener is a WebSocket listener: a Listener plus the HTTP side.

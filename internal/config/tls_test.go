@@ -47,6 +47,13 @@ func TestValidateTLSListeners(t *testing.T) {
 			[]string{"listeners.ssl.devices.bind: binds 127.0.0.1:1883, which overlaps listeners.tcp.default"}},
 		{"bad depth and handshake timeout", ssl(func(l *SSLListener) { l.SSLOptions.Depth, l.SSLOptions.HandshakeTimeout = -1, 0 }),
 			[]string{"ssl_options: depth:", "ssl_options.handshake_timeout: must be between"}},
+		{"bad access rule", ssl(func(l *SSLListener) { l.AccessRules = []string{"allow 10.0.0.0/8", "permit all"} }),
+			[]string{`listeners.ssl.devices.access_rules: access rule 2 "permit all": "permit" is neither allow nor deny`}},
+		{"access rules on a tcp listener", func(c *Config) {
+			l := c.Listeners.TCP["default"]
+			l.AccessRules = []string{"allow 127.0.0.0/8", "deny all"}
+			c.Listeners.TCP["default"] = l
+		}, nil},
 		{"wss needs a path too", func(c *Config) {
 			var w WSSListener
 			w.setDefaults()

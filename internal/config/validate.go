@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rampart-mqtt/rampart/internal/listener"
 )
 
 // MaxPacketSizeLimit is the largest MQTT packet there can be: a fixed header of 5 bytes
@@ -234,6 +236,9 @@ func checkListener(ch *checker, path, name string, l Listener) (bound, bool) {
 		ch.add(path+".bind", "%v", err)
 	} else {
 		b, ok = bound{path: path, bind: l.Bind, hosts: hosts, port: port, anon: l.AllowAnonymous}, l.Enable
+	}
+	if _, err := listener.ParseAccessRules(l.AccessRules); err != nil {
+		ch.add(path+".access_rules", "%v", err)
 	}
 	if !l.MaxConnections.Unlimited() && l.MaxConnections < 1 {
 		ch.add(path+".max_connections", "must be at least 1 or infinity, got %d", int(l.MaxConnections))

@@ -81,10 +81,11 @@ func acquire(n *atomic.Int64, max int64) bool {
 // their slot until they are closed.
 type limitListener struct {
 	net.Listener
-	name string
-	max  int64 // 0 = unlimited
-	n    atomic.Int64
-	log  *slog.Logger
+	name   string
+	max    int64 // 0 = unlimited
+	n      atomic.Int64
+	log    *slog.Logger
+	access *AccessRules
 }
 
 // Accept implements net.Listener.
@@ -93,6 +94,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
+		}
+		if !l.access.Allowed(peerOf(c.RemoteAddr()).Addr()) {
+			l.log.Debug("connection refused by access rules", "listener", l.name, "peer", c.RemoteAddr())
+			_ = c.Close()
+			continue
 		}
 		if !acquire(&l.n, l.max) {
 			l.log.Debug("connection refused: listener full", "listener", l.name, "peer", c.RemoteAddr(), "max_connections", l.max)

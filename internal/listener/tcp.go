@@ -22,18 +22,22 @@ type TCPOptions struct {
 	// handshake within HandshakeTimeout (default 15 s) before the handler sees it.
 	TLS              *tls.Config
 	HandshakeTimeout time.Duration
+	// Access, when set, is checked on accept: a denied peer is closed before anything
+	// else happens.
+	Access *AccessRules
 }
 
 // TCP is a plain TCP listener.
 type TCP struct {
-	name  string
-	ln    net.Listener
-	max   int64
-	tls   *tls.Config
-	hto   time.Duration
-	open  atomic.Int64
-	log   *slog.Logger
-	close sync.Once
+	name   string
+	ln     net.Listener
+	max    int64
+	tls    *tls.Config
+	hto    time.Duration
+	access *AccessRules
+	open   atomic.Int64
+	log    *slog.Logger
+	close  sync.Once
 }
 
 // NewTCP binds the listener so that its address is known before Serve.
@@ -49,7 +53,7 @@ func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout}
+	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access}
 	if o.TLS != nil {
 		t.name = "ssl:" + o.Name
 		if t.hto <= 0 {
@@ -97,6 +101,11 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			continue
 		}
 		backoff = 0
+		if !t.access.Allowed(peerOf(conn.RemoteAddr()).Addr()) {
+			t.log.Debug("connection refused by access rules", "listener", t.name, "peer", conn.RemoteAddr())
+			_ = conn.Close()
+			continue
+		}
 		if t.max > 0 && t.open.Load() >= t.max {
 			t.log.Debug("connection refused: listener full", "listener", t.name, "peer", conn.RemoteAddr(), "max_connections", t.max)
 			_ = conn.Close()

@@ -38,6 +38,8 @@ type WSOptions struct {
 	// HandshakeTimeout (default 15 s).
 	TLS              *tls.Config
 	HandshakeTimeout time.Duration
+	// Access, when set, is checked on accept, before the HTTP request is read.
+	Access *AccessRules
 }
 
 // subprotocol is the WebSocket subprotocol of MQTT.
@@ -88,7 +90,7 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 	return &WS{
 		name: name,
 		o:    o,
-		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log},
+		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access},
 		log:  log,
 	}, nil
 }
