@@ -22,6 +22,32 @@ type Reloader struct {
 
 	mu    sync.Mutex // serialises reloads
 	stamp string     // sizes and modification times of the files last loaded
+	rev   *Revocation
+}
+
+// UseRevocation makes every handshake from now on check client certificates against rev,
+// across reloads too. Call it before the listener serves.
+func (r *Reloader) UseRevocation(rev *Revocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rev = rev
+	r.store(r.cur.Load().Clone())
+}
+
+// store makes cfg current, adding the revocation check when there is one.
+func (r *Reloader) store(cfg *tls.Config) {
+	if r.rev != nil {
+		prev, rev := cfg.VerifyConnection, r.rev
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if prev != nil {
+				if err := prev(cs); err != nil {
+					return err
+				}
+			}
+			return rev.Check(cs)
+		}
+	}
+	r.cur.Store(cfg)
 }
 
 // NewReloader loads the files once; errors name the file, as NewServer's do.
@@ -64,7 +90,7 @@ func (r *Reloader) Reload() error {
 		r.stamp = stamp // do not retry the same broken files every poll
 		return fmt.Errorf("reload refused, the previous certificate stays in use: %w", err)
 	}
-	r.cur.Store(cfg)
+	r.store(cfg)
 	r.stamp = stamp
 	return nil
 }

@@ -293,6 +293,8 @@ type Identity struct {
 	DNSNames []string
 	URIs     []string
 	SHA256   string // hex of SHA-256 over the leaf's DER
+	Issuer   string // RFC 4514 string of the issuer
+	Serial   string // serial number, decimal
 }
 
 // PeerIdentity returns the identity of the verified client certificate of a completed
@@ -310,6 +312,8 @@ func PeerIdentity(cs tls.ConnectionState) (Identity, bool) {
 		CN:     leaf.Subject.CommonName,
 		DN:     leaf.Subject.String(),
 		SHA256: hex.EncodeToString(sum[:]),
+		Issuer: leaf.Issuer.String(),
+		Serial: leaf.SerialNumber.String(),
 	}
 	if len(leaf.DNSNames) > 0 {
 		id.DNSNames = append([]string(nil), leaf.DNSNames...)
