@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampart-mqtt/rampart/internal/broker"
+	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/store"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -137,14 +139,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		closeAll()
 		return err
 	}
-	watchTLS(ctx, reloaders, log)
+	watchTLS(ctx, srv, reloaders, log)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
 		l := cfg.Listeners.SSL[name]
 		if !l.Enable {
 			continue
 		}
 		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: reloaders["ssl:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
+			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -159,7 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: reloaders["wss:"+name].Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
+			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -251,10 +253,17 @@ func addCertIdentity(o *broker.Options, listener string, id config.CertIdentity)
 	o.CertIdentity[listener] = broker.CertAs{Username: string(id.PeerCertAsUsername), ClientID: string(id.PeerCertAsClientID)}
 }
 
-// tlsReloaders reads the certificate files of every enabled ssl and wss listener; errors
-// name the listener and the file.
-func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsconf.Reloader, error) {
-	out := make(map[string]*tlsconf.Reloader)
+// tlsListener is the live TLS material of one ssl or wss listener.
+type tlsListener struct {
+	r          *tlsconf.Reloader
+	rev        *tlsconf.Revocation // nil without crl_files
+	crlRefresh time.Duration
+}
+
+// tlsReloaders reads the certificate and CRL files of every enabled ssl and wss listener;
+// errors name the listener and the file.
+func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsListener, error) {
+	out := make(map[string]*tlsListener)
 	add := func(kind, name string, enable bool, o config.SSLOptions) error {
 		if !enable {
 			return nil
@@ -263,7 +272,14 @@ func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsconf.Rel
 		if err != nil {
 			return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
 		}
-		out[kind+":"+name] = r
+		tl := &tlsListener{r: r, crlRefresh: o.CRLRefreshInterval.Duration()}
+		if len(o.CRLFiles) > 0 {
+			if tl.rev, err = tlsconf.NewRevocation(o.CRLFiles, o.CRLGrace.Duration()); err != nil {
+				return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
+			}
+			r.UseRevocation(tl.rev)
+		}
+		out[kind+":"+name] = tl
 		return nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
@@ -284,12 +300,39 @@ func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsconf.Rel
 // tlsPollInterval is how often certificate, key and CA files are checked for changes.
 const tlsPollInterval = 5 * time.Second
 
-// watchTLS reloads the TLS files of every listener when they change and on SIGHUP, until
-// ctx ends. Established connections are never touched.
-// SIGHUP is always caught, so it never ends the broker.
-func watchTLS(ctx context.Context, reloaders map[string]*tlsconf.Reloader, log *slog.Logger) {
-	for name, r := range reloaders {
-		go r.Watch(ctx, tlsPollInterval, name)
+// watchTLS reloads the TLS files of every listener when they change and on SIGHUP, and
+// re-reads CRLs on their interval and on SIGHUP, until ctx ends. New handshakes use what
+// was loaded; established connections stay, except those whose certificate a refreshed
+// CRL revokes: they are disconnected (MQTT 5: 0x87). SIGHUP is always caught, so it never
+// ends the broker.
+func watchTLS(ctx context.Context, srv *broker.Server, tls map[string]*tlsListener, log *slog.Logger) {
+	refreshCRL := func(name string, tl *tlsListener, why string) {
+		if err := tl.rev.Refresh(); err != nil {
+			log.Error("CRL refresh failed; the previous lists stay in use", "listener", name, "why", why, "err", err)
+		}
+		n := srv.DisconnectCerts(func(listener string, c *clientinfo.Cert) bool {
+			return listener == name && tl.rev.Revoked(c.Issuer, c.Serial)
+		}, packet.NotAuthorized)
+		if n > 0 {
+			log.Warn("disconnected clients whose certificate is now revoked", "listener", name, "clients", n)
+		}
+	}
+	for name, tl := range tls {
+		go tl.r.Watch(ctx, tlsPollInterval, name)
+		if tl.rev != nil {
+			go func() {
+				t := time.NewTicker(tl.crlRefresh)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						refreshCRL(name, tl, "interval")
+					}
+				}
+			}()
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -300,9 +343,12 @@ func watchTLS(ctx context.Context, reloaders map[string]*tlsconf.Reloader, log *
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Info("SIGHUP: reloading TLS files", "listeners", len(reloaders))
-				for _, name := range slices.Sorted(maps.Keys(reloaders)) {
-					reloaders[name].ReloadAndLog(name, "SIGHUP")
+				log.Info("SIGHUP: reloading TLS files", "listeners", len(tls))
+				for _, name := range slices.Sorted(maps.Keys(tls)) {
+					tls[name].r.ReloadAndLog(name, "SIGHUP")
+					if tls[name].rev != nil {
+						refreshCRL(name, tls[name], "SIGHUP")
+					}
 				}
 			}
 		}

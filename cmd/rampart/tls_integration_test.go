@@ -123,10 +123,14 @@ func (p *testPKI) pool() *x509.CertPool {
 
 // tlsConfig is a broker configuration with one mutual-TLS listener whose certificate CN
 // becomes the client id and user name.
-func tlsConfig(p *testPKI, dataDir string, certIdentity bool) string {
+func tlsConfig(p *testPKI, dataDir string, certIdentity bool, extraSSL ...string) string {
 	id := ""
 	if certIdentity {
 		id = "\n      peer_cert_as_clientid: cn\n      peer_cert_as_username: cn"
+	}
+	ssl := ""
+	for _, e := range extraSSL {
+		ssl += "\n        " + e
 	}
 	return fmt.Sprintf(`node:
   data_dir: %s
@@ -150,10 +154,10 @@ listeners:
         keyfile: %s
         cacertfile: %s
         verify: verify_peer
-        fail_if_no_peer_cert: true
+        fail_if_no_peer_cert: true%s
 sys_topics:
   sys_msg_interval: 0
-`, strconv.Quote(dataDir), id, strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile))
+`, strconv.Quote(dataDir), id, strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile), ssl)
 }
 
 func TestServeTLS(t *testing.T) {
@@ -363,5 +367,68 @@ func TestServeTLSReload(t *testing.T) {
 			t.Fatalf("after a corrupt replacement new handshakes get %s, want the last good %s", got, before)
 		}
 		allAlive()
+	})
+}
+
+// writeCRL writes a CRL of the test CA revoking serials.
+func (p *testPKI) writeCRL(t *testing.T, number int64, revoked ...*big.Int) string {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}
+	for _, s := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, p.ca, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write and rename, so the broker never reads half a file.
+	tmp := filepath.Join(p.dir, "crl.pem.tmp")
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(p.dir, "crl.pem")
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestServeTLSRevocation(t *testing.T) {
+	p := newTestPKI(t)
+	crl := p.writeCRL(t, 1)
+	cfg := tlsConfig(p, t.TempDir(), true, "crl_files: ["+strconv.Quote(crl)+"]", "crl_refresh_interval: 1s")
+	b := startBroker(t, writeConfig(t, cfg), "ssl:devices")
+	addr := b.addr("ssl:devices")
+	clientCfg := &tls.Config{RootCAs: p.pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{p.device}}
+
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: waitPacket}, "tcp", addr, clientCfg)
+	if err != nil {
+		t.Fatalf("handshake before revocation: %v", err)
+	}
+	c := rawOver(t, tc, packet.V5)
+	if ack := c.connect(v5Connect("any", true, 0)); ack.ReasonCode != packet.Success {
+		t.Fatalf("CONNACK %v", ack.ReasonCode)
+	}
+
+	t.Run("[SECURITY] revoking a connected client's certificate disconnects it with 0x87", func(t *testing.T) {
+		leaf, _ := x509.ParseCertificate(p.device.Certificate[0])
+		p.writeCRL(t, 2, leaf.SerialNumber)
+		if d := expect[*packet.Disconnect](c); d.ReasonCode != packet.NotAuthorized {
+			t.Fatalf("DISCONNECT %v, want 0x87", d.ReasonCode)
+		}
+	})
+
+	t.Run("[SECURITY] the revoked certificate cannot connect again", func(t *testing.T) {
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: waitPacket}, "tcp", addr, clientCfg)
+		if err == nil {
+			// TLS 1.3: the refusal comes with the first read.
+			_ = tc.SetReadDeadline(time.Now().Add(waitPacket))
+			var one [1]byte
+			_, err = tc.Read(one[:])
+			_ = tc.Close()
+		}
+		if err == nil || os.IsTimeout(err) {
+			t.Fatalf("a revoked certificate completed the handshake (%v)", err)
+		}
 	})
 }

@@ -90,7 +90,8 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.info.WebSocket = meta.Header
 	if meta.TLS != nil {
 		if id, ok := tlsconf.PeerIdentity(*meta.TLS); ok {
-			c.info.Cert = &clientinfo.Cert{CN: id.CN, DN: id.DN, DNSNames: id.DNSNames, URIs: id.URIs, SHA256: id.SHA256}
+			c.info.Cert = &clientinfo.Cert{CN: id.CN, DN: id.DN, DNSNames: id.DNSNames, URIs: id.URIs, SHA256: id.SHA256,
+				Issuer: id.Issuer, Serial: id.Serial}
 		}
 	}
 	c.in = &inBuf{nc: nc, pool: &s.inBufs}

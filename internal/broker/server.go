@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/store"
 )
 
@@ -346,4 +348,25 @@ func (s *Server) route(m *Message, scratch []target, lazy bool) (_ []target, n i
 	n = len(ts)
 	clear(ts) // drop references so the scratch slice does not pin sessions
 	return ts[:0], n, needSync, nil
+}
+
+// DisconnectCerts ends every connection whose verified client certificate matches, with
+// reason (MQTT 5 clients get DISCONNECT with it), and returns how many it ended. It is how
+// the live sessions of a revoked certificate are closed. match sees the listener name and
+// the certificate, which are fixed when the connection is accepted.
+func (s *Server) DisconnectCerts(match func(listener string, cert *clientinfo.Cert) bool, reason packet.ReasonCode) int {
+	s.mu.Lock()
+	var hit []*conn
+	for c := range s.conns {
+		if c.info.Cert != nil && match(c.meta.Listener, c.info.Cert) {
+			hit = append(hit, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range hit {
+		s.log.Info("disconnecting a client whose certificate matched", "listener", c.meta.Listener,
+			"cert_cn", c.info.Cert.CN, "cert_serial", c.info.Cert.Serial, "reason", reason.String())
+		c.kick(reason)
+	}
+	return len(hit)
 }

@@ -47,6 +47,8 @@ type Cert struct {
 	DNSNames []string // DNS subject alternative names
 	URIs     []string // URI subject alternative names
 	SHA256   string   // hex SHA-256 fingerprint of the certificate (DER)
+	Issuer   string   // issuer distinguished name (RFC 4514)
+	Serial   string   // serial number, decimal
 }
 
 // Field returns the certificate field named by a peer_cert_as_* setting: "cn", "dn",

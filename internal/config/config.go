@@ -58,6 +58,9 @@ type SSLOptions struct {
 	FailIfNoPeerCert     bool     `yaml:"fail_if_no_peer_cert"`
 	Depth                int      `yaml:"depth"`
 	HandshakeTimeout     Duration `yaml:"handshake_timeout"`
+	CRLFiles             []string `yaml:"crl_files"`
+	CRLRefreshInterval   Duration `yaml:"crl_refresh_interval"`
+	CRLGrace             Duration `yaml:"crl_grace"`
 }
 
 // CertIdentity takes a client's user name or client id from its verified certificate.
@@ -228,7 +231,8 @@ func (l *Listener) setDefaults() { *l = defaultListener() }
 func (w *WSListener) setDefaults() { *w = defaultWSListener() }
 
 func defaultSSLOptions() SSLOptions {
-	return SSLOptions{Verify: VerifyNone, Depth: 10, HandshakeTimeout: Duration(15 * time.Second)}
+	return SSLOptions{Verify: VerifyNone, Depth: 10, HandshakeTimeout: Duration(15 * time.Second),
+		CRLRefreshInterval: Duration(5 * time.Minute), CRLGrace: Duration(time.Hour)}
 }
 
 // setDefaults is called by the loader on a listener it creates for a new name.

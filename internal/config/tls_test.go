@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateTLSListeners(t *testing.T) {
@@ -47,6 +48,13 @@ func TestValidateTLSListeners(t *testing.T) {
 			[]string{"listeners.ssl.devices.bind: binds 127.0.0.1:1883, which overlaps listeners.tcp.default"}},
 		{"bad depth and handshake timeout", ssl(func(l *SSLListener) { l.SSLOptions.Depth, l.SSLOptions.HandshakeTimeout = -1, 0 }),
 			[]string{"ssl_options: depth:", "ssl_options.handshake_timeout: must be between"}},
+		{"CRLs apply to client certificates", ssl(func(l *SSLListener) { l.SSLOptions.CRLFiles = []string{"crl.pem"} }),
+			[]string{"listeners.ssl.devices.ssl_options.crl_files: need verify: verify_peer"}},
+		{"CRL timing", ssl(func(l *SSLListener) {
+			mtls(l)
+			l.SSLOptions.CRLRefreshInterval, l.SSLOptions.CRLGrace = Duration(time.Millisecond), -1
+		}),
+			[]string{"crl_refresh_interval: must be at least 1s", "crl_grace: must not be negative"}},
 		{"bad access rule", ssl(func(l *SSLListener) { l.AccessRules = []string{"allow 10.0.0.0/8", "permit all"} }),
 			[]string{`listeners.ssl.devices.access_rules: access rule 2 "permit all": "permit" is neither allow nor deny`}},
 		{"access rules on a tcp listener", func(c *Config) {

@@ -174,6 +174,15 @@ func checkTLS(ch *checker, path string, o SSLOptions, id CertIdentity) {
 	if o.HandshakeTimeout <= 0 || o.HandshakeTimeout > Duration(5*time.Minute) {
 		ch.add(sp+".handshake_timeout", "must be between 1ms and 5m, got %s", o.HandshakeTimeout)
 	}
+	if len(o.CRLFiles) > 0 && o.Verify != VerifyPeer {
+		ch.add(sp+".crl_files", "need verify: verify_peer (revocation applies to client certificates)")
+	}
+	if o.CRLRefreshInterval < Duration(time.Second) {
+		ch.add(sp+".crl_refresh_interval", "must be at least 1s, got %s", o.CRLRefreshInterval)
+	}
+	if o.CRLGrace < 0 {
+		ch.add(sp+".crl_grace", "must not be negative, got %s", o.CRLGrace)
+	}
 	// The rest (files named, versions, ciphers, curves, verify, depth) is the TLS
 	// package's to judge; each of its errors starts with the option's name.
 	to := o.TLSOptions()
