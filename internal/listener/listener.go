@@ -17,10 +17,13 @@ import (
 // Meta is what the transport knows about a connection.
 type Meta struct {
 	Listener string         // "tcp:default", "ws:default"
-	Peer     netip.AddrPort // remote address
+	Peer     netip.AddrPort // remote address: the real client behind a PROXY protocol proxy
 	Header   http.Header    // WebSocket upgrade request headers; nil for TCP
 	// TLS is the state of the completed handshake on ssl and wss listeners; nil otherwise.
 	TLS *tls.ConnectionState
+	// Proxy is what the PROXY protocol header said on a listener that requires one; nil
+	// on other listeners.
+	Proxy *ProxyInfo
 	// Detach, when not nil, lets the handler return before the connection ends: it
 	// returns a function to call exactly when the connection has ended (it is safe to
 	// call more than once). Until then the connection still counts as open. Listeners
@@ -86,6 +89,7 @@ type limitListener struct {
 	n      atomic.Int64
 	log    *slog.Logger
 	access *AccessRules
+	proxy  *proxyConfig // nil: no PROXY protocol
 }
 
 // Accept implements net.Listener.
@@ -95,7 +99,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !l.access.Allowed(peerOf(c.RemoteAddr()).Addr()) {
+		if l.proxy != nil && !l.proxy.trusts(peerOf(c.RemoteAddr()).Addr()) {
+			l.log.Debug("connection refused: not a trusted PROXY protocol peer", "listener", l.name, "peer", c.RemoteAddr())
+			_ = c.Close()
+			continue
+		}
+		// With the PROXY protocol the access rules wait for the real client's address:
+		// proxyConn checks them once it has read the header.
+		if l.proxy == nil && !l.access.Allowed(peerOf(c.RemoteAddr()).Addr()) {
 			l.log.Debug("connection refused by access rules", "listener", l.name, "peer", c.RemoteAddr())
 			_ = c.Close()
 			continue
@@ -106,7 +117,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		// Go turns TCP_NODELAY on for every TCP connection it creates.
-		return &slotConn{Conn: c, l: l}, nil
+		sc := &slotConn{Conn: c, l: l}
+		if l.proxy != nil {
+			// The header is read by the connection's own goroutine, not here.
+			return &proxyConn{Conn: sc, pc: l.proxy, access: l.access, log: l.log, name: l.name}, nil
+		}
+		return sc, nil
 	}
 }
 

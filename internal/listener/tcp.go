@@ -23,8 +23,13 @@ type TCPOptions struct {
 	TLS              *tls.Config
 	HandshakeTimeout time.Duration
 	// Access, when set, is checked on accept: a denied peer is closed before anything
-	// else happens.
+	// else happens. With Proxy set it is checked, after the PROXY header, against the
+	// real client instead (against the proxy for a LOCAL or UNKNOWN header).
 	Access *AccessRules
+	// Proxy, when set, requires a PROXY protocol header (v1 or v2) from a trusted peer at
+	// the start of every connection, before any TLS handshake; Meta.Peer is then the
+	// real client and Meta.Proxy what the header said.
+	Proxy *ProxyOptions
 }
 
 // TCP is a plain TCP listener.
@@ -35,6 +40,7 @@ type TCP struct {
 	tls    *tls.Config
 	hto    time.Duration
 	access *AccessRules
+	proxy  *proxyConfig // nil: no PROXY protocol
 	open   atomic.Int64
 	log    *slog.Logger
 	close  sync.Once
@@ -44,6 +50,10 @@ type TCP struct {
 func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	// MQTT has its own keep alive; TCP keep-alive probes would only cost setsockopt calls
 	// on every accepted connection. Go enables TCP_NODELAY on every TCP connection.
+	proxy, err := newProxyConfig(o.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("listener tcp:%s: %w", o.Name, err)
+	}
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", o.Bind)
 	if err != nil {
@@ -53,7 +63,7 @@ func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access}
+	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access, proxy: proxy}
 	if o.TLS != nil {
 		t.name = "ssl:" + o.Name
 		if t.hto <= 0 {
@@ -101,7 +111,13 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			continue
 		}
 		backoff = 0
-		if !t.access.Allowed(peerOf(conn.RemoteAddr()).Addr()) {
+		if t.proxy != nil && !t.proxy.trusts(peerOf(conn.RemoteAddr()).Addr()) {
+			t.log.Debug("connection refused: not a trusted PROXY protocol peer", "listener", t.name, "peer", conn.RemoteAddr())
+			_ = conn.Close()
+			continue
+		}
+		// With the PROXY protocol the access rules wait for the real client's address.
+		if t.proxy == nil && !t.access.Allowed(peerOf(conn.RemoteAddr()).Addr()) {
 			t.log.Debug("connection refused by access rules", "listener", t.name, "peer", conn.RemoteAddr())
 			_ = conn.Close()
 			continue
@@ -123,6 +139,10 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			meta.Detach = nil // the TLS layer buffers: an idle TLS connection keeps its goroutine
 		}
 		go func() {
+			if t.proxy != nil && !t.readProxy(ctx, conn, &meta) {
+				end()
+				return
+			}
 			if t.tls != nil {
 				tc, ok := t.handshake(ctx, conn)
 				if !ok {
@@ -138,6 +158,28 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			}
 		}()
 	}
+}
+
+// readProxy reads the PROXY header of a new connection from a trusted peer, then checks
+// the access rules against the client it names, and records it in meta. On failure it
+// closes the connection (logged at debug level) and returns false.
+func (t *TCP) readProxy(ctx context.Context, conn net.Conn, meta *Meta) bool {
+	info, err := t.proxy.read(ctx, conn)
+	if err != nil {
+		t.log.Debug("PROXY header refused", "listener", t.name, "proxy", conn.RemoteAddr(), "err", err)
+		_ = conn.Close()
+		return false
+	}
+	if info.Source.IsValid() {
+		meta.Peer = info.Source
+	}
+	if !t.access.Allowed(meta.Peer.Addr()) {
+		t.log.Debug("connection refused by access rules", "listener", t.name, "peer", meta.Peer, "proxy", conn.RemoteAddr())
+		_ = conn.Close()
+		return false
+	}
+	meta.Proxy = &info
+	return true
 }
 
 // handshake completes the TLS handshake of a new connection within the handshake timeout.

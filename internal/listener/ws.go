@@ -38,9 +38,21 @@ type WSOptions struct {
 	// HandshakeTimeout (default 15 s).
 	TLS              *tls.Config
 	HandshakeTimeout time.Duration
-	// Access, when set, is checked on accept, before the HTTP request is read.
+	// Access, when set, is checked on accept, before the HTTP request is read. With Proxy
+	// set it is checked, right after the PROXY header, against the real client instead
+	// (against the proxy for a LOCAL or UNKNOWN header).
 	Access *AccessRules
+	// Proxy, when set, requires a PROXY protocol header (v1 or v2) from a trusted peer at
+	// the start of every connection, before any TLS handshake or HTTP request. Accept
+	// does not wait for it: the connection's first Read, Write or RemoteAddr, made by the
+	// HTTP server's goroutine for that connection, reads it, and from then on the
+	// connection's RemoteAddr (hence Meta.Peer) is the real client.
+	Proxy *ProxyOptions
 }
+
+// connKey is the context key under which the HTTP server's connection context holds the
+// accepted net.Conn.
+type connKey struct{}
 
 // subprotocol is the WebSocket subprotocol of MQTT.
 const subprotocol = "mqtt"
@@ -71,6 +83,10 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 			return nil, fmt.Errorf("listener ws:%s: allowed origin %q: %w", o.Name, p, err)
 		}
 	}
+	proxy, err := newProxyConfig(o.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("listener ws:%s: %w", o.Name, err)
+	}
 	lc := net.ListenConfig{KeepAlive: -1} // MQTT has its own keep alive
 	ln, err := lc.Listen(ctx, "tcp", o.Bind)
 	if err != nil {
@@ -90,7 +106,7 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 	return &WS{
 		name: name,
 		o:    o,
-		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access},
+		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access, proxy: proxy},
 		log:  log,
 	}, nil
 }
@@ -135,6 +151,8 @@ func (w *WS) Serve(ctx context.Context, h Handler) error {
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
+		// Called by the accept loop: it must not read from c.
+		ConnContext: func(cctx context.Context, c net.Conn) context.Context { return context.WithValue(cctx, connKey{}, c) },
 	}
 	// Only the upgrade request is of use: a refused request ends its connection.
 	srv.SetKeepAlivesEnabled(false)
@@ -212,6 +230,11 @@ func (w *WS) upgrade(ctx context.Context, rw http.ResponseWriter, r *http.Reques
 	meta := Meta{Listener: w.name, Peer: peerOf(conn.RemoteAddr()), Header: r.Header.Clone(), TLS: r.TLS}
 	if ap, err := parseAddrPort(r.RemoteAddr); err == nil {
 		meta.Peer = ap
+	}
+	if w.ln.proxy != nil {
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			meta.Proxy = proxyInfoOf(c)
+		}
 	}
 	h(ctx, conn, meta)
 }
