@@ -178,10 +178,16 @@ var listeningRE = regexp.MustCompile(`msg=listening listener=(\S+) addr=(\S+)`)
 // still runs, when the test ends; its log is printed when the test failed.
 func startBroker(t testing.TB, cfgPath string, listeners ...string) *brokerProc {
 	t.Helper()
+	return startBrokerEnv(t, cfgPath, nil, listeners...)
+}
+
+// startBrokerEnv is startBroker with extra environment variables for the child.
+func startBrokerEnv(t testing.TB, cfgPath string, env []string, listeners ...string) *brokerProc {
+	t.Helper()
 	b := &brokerProc{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{}),
 		addrs: map[string]string{}}
 	b.cmd = exec.Command(rampartBin, "serve", "--config", cfgPath)
-	b.cmd.Env = childEnv()
+	b.cmd.Env = childEnv(env...)
 	b.cmd.Dir = filepath.Dir(cfgPath)
 	b.cmd.Stdout = b.stdout
 	b.cmd.Stderr = b.stderr

@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			Access: accessRules(l)})
+			Access: accessRules(l), Proxy: proxyOptions(l)})
 		if err != nil {
 			closeAll()
 			return err
@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			Access: accessRules(l.Listener)})
+			Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
+			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener)})
+			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -360,4 +360,13 @@ func watchTLS(ctx context.Context, srv *broker.Server, tls map[string]*tlsListen
 func accessRules(l config.Listener) *listener.AccessRules {
 	a, _ := listener.ParseAccessRules(l.AccessRules)
 	return a
+}
+
+// proxyOptions returns the PROXY protocol settings of a listener, nil when it is off.
+func proxyOptions(l config.Listener) *listener.ProxyOptions {
+	if !l.ProxyProtocol {
+		return nil
+	}
+	trusted, _ := config.ProxyTrusted(l.ProxyProtocolTrusted) // validated
+	return &listener.ProxyOptions{Trusted: trusted, Timeout: l.ProxyProtocolTimeout.Duration()}
 }

@@ -432,3 +432,38 @@ func TestServeTLSRevocation(t *testing.T) {
 		}
 	})
 }
+
+func TestServeProxyProtocol(t *testing.T) {
+	// Turn the PROXY protocol on for the tcp listener, trusting 127.0.0.1 only.
+	path := writeConfig(t, testConfig(t.TempDir(), "none"))
+	env := []string{"RAMPART_LISTENERS__TCP__DEFAULT__PROXY_PROTOCOL=true",
+		"RAMPART_LISTENERS__TCP__DEFAULT__PROXY_PROTOCOL_TRUSTED=127.0.0.1"}
+	b := startBrokerEnv(t, path, env, "tcp:default")
+	addr := b.addr("tcp:default")
+
+	t.Run("a header from the trusted balancer, then MQTT", func(t *testing.T) {
+		nc, err := net.DialTimeout("tcp", addr, waitPacket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write([]byte("PROXY TCP4 203.0.113.7 127.0.0.1 5555 1883\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		c := rawOver(t, nc, packet.V5)
+		if ack := c.connect(v5Connect("behind-lb", true, 0)); ack.ReasonCode != packet.Success {
+			t.Fatalf("CONNACK %v", ack.ReasonCode)
+		}
+	})
+
+	t.Run("[SECURITY] MQTT without the header is refused", func(t *testing.T) {
+		nc, err := net.DialTimeout("tcp", addr, waitPacket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := rawOver(t, nc, packet.V5)
+		c.send(v5Connect("no-header", true, 0))
+		if p, ok := c.next(waitPacket); ok {
+			t.Fatalf("got %s, want the connection closed", describe(p))
+		}
+	})
+}

@@ -94,8 +94,12 @@ type Listener struct {
 	// AllowAnonymous opts a non-loopback listener in to clients without credentials.
 	AllowAnonymous bool `yaml:"allow_anonymous"`
 	// AccessRules ("allow 10.0.0.0/8", "deny all") are checked on accept; first match wins.
-	AccessRules []string   `yaml:"access_rules"`
-	TCPOptions  TCPOptions `yaml:"tcp_options"`
+	AccessRules []string `yaml:"access_rules"`
+	// ProxyProtocol requires a PROXY protocol header from a trusted load balancer.
+	ProxyProtocol        bool       `yaml:"proxy_protocol"`
+	ProxyProtocolTimeout Duration   `yaml:"proxy_protocol_timeout"`
+	ProxyProtocolTrusted []string   `yaml:"proxy_protocol_trusted"`
+	TCPOptions           TCPOptions `yaml:"tcp_options"`
 }
 
 // WSListener is a WebSocket listener: a Listener plus the HTTP side.
@@ -205,9 +209,10 @@ func Default() *Config {
 // file or the environment. Bind is left empty: a new listener must say where it binds.
 func defaultListener() Listener {
 	return Listener{
-		Enable:         true,
-		MaxConnections: 100000,
-		AllowAnonymous: false,
+		Enable:               true,
+		MaxConnections:       100000,
+		AllowAnonymous:       false,
+		ProxyProtocolTimeout: Duration(3 * time.Second),
 		TCPOptions: TCPOptions{
 			SendTimeout:   Duration(15 * time.Second),
 			HighWatermark: 1 * MB,

@@ -143,7 +143,8 @@ func TestLoadFullExample(t *testing.T) {
 	want.Log = Log{Level: LogDebug, Format: LogJSON}
 	want.Listeners.TCP["default"] = Listener{
 		Enable: true, Bind: "0.0.0.0:1883", MaxConnections: Infinity, AllowAnonymous: true,
-		TCPOptions: TCPOptions{SendTimeout: Duration(5 * time.Second), HighWatermark: 256 * KB},
+		ProxyProtocolTimeout: Duration(3 * time.Second),
+		TCPOptions:           TCPOptions{SendTimeout: Duration(5 * time.Second), HighWatermark: 256 * KB},
 	}
 	internal := defaultListener()
 	internal.Bind, internal.MaxConnections = "[::1]:11883", 10

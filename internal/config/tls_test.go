@@ -55,6 +55,16 @@ func TestValidateTLSListeners(t *testing.T) {
 			l.SSLOptions.CRLRefreshInterval, l.SSLOptions.CRLGrace = Duration(time.Millisecond), -1
 		}),
 			[]string{"crl_refresh_interval: must be at least 1s", "crl_grace: must not be negative"}},
+		{"PROXY protocol needs trusted peers", func(c *Config) {
+			l := c.Listeners.TCP["default"]
+			l.ProxyProtocol = true
+			c.Listeners.TCP["default"] = l
+		}, []string{"listeners.tcp.default.proxy_protocol_trusted: must list the load balancers' addresses"}},
+		{"PROXY protocol trusted entries", func(c *Config) {
+			l := c.Listeners.TCP["default"]
+			l.ProxyProtocol, l.ProxyProtocolTrusted = true, []string{"10.0.0.5", "10.1.0.0/16", "10.2.0.1/16"}
+			c.Listeners.TCP["default"] = l
+		}, []string{`entry 3 "10.2.0.1/16": host bits set; did you mean 10.2.0.0/16?`}},
 		{"bad access rule", ssl(func(l *SSLListener) { l.AccessRules = []string{"allow 10.0.0.0/8", "permit all"} }),
 			[]string{`listeners.ssl.devices.access_rules: access rule 2 "permit all": "permit" is neither allow nor deny`}},
 		{"access rules on a tcp listener", func(c *Config) {

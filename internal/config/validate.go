@@ -249,6 +249,14 @@ func checkListener(ch *checker, path, name string, l Listener) (bound, bool) {
 	if _, err := listener.ParseAccessRules(l.AccessRules); err != nil {
 		ch.add(path+".access_rules", "%v", err)
 	}
+	if _, err := ProxyTrusted(l.ProxyProtocolTrusted); err != nil {
+		ch.add(path+".proxy_protocol_trusted", "%v", err)
+	} else if l.ProxyProtocol && len(l.ProxyProtocolTrusted) == 0 {
+		ch.add(path+".proxy_protocol_trusted", "must list the load balancers' addresses when proxy_protocol is on; a PROXY header from anyone else is refused")
+	}
+	if l.ProxyProtocolTimeout <= 0 || l.ProxyProtocolTimeout > Duration(time.Minute) {
+		ch.add(path+".proxy_protocol_timeout", "must be between 1ms and 1m, got %s", l.ProxyProtocolTimeout)
+	}
 	if !l.MaxConnections.Unlimited() && l.MaxConnections < 1 {
 		ch.add(path+".max_connections", "must be at least 1 or infinity, got %d", int(l.MaxConnections))
 	}
@@ -419,4 +427,24 @@ func sortedKeys[V any](m map[string]V) []string {
 // against the listener's CA.
 func (o SSLOptions) requiresClientCert() bool {
 	return o.Verify == VerifyPeer && o.FailIfNoPeerCert && o.CACertFile != ""
+}
+
+// ProxyTrusted parses proxy_protocol_trusted: addresses or CIDR prefixes.
+func ProxyTrusted(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, v := range list {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("entry %d %q: not an address or CIDR prefix", i+1, v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("entry %d %q: host bits set; did you mean %s?", i+1, v, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
