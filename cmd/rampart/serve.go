@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			Access: accessRules(l), Proxy: proxyOptions(l)})
+			Access: accessRules(l), Proxy: proxyOptions(l), MaxConnRate: connRate(l)})
 		if err != nil {
 			closeAll()
 			return err
@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
+			Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			continue
 		}
 		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
+			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}
 		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
 			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener)})
+			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
 		if err != nil {
 			closeAll()
 			return err
@@ -355,11 +355,15 @@ func watchTLS(ctx context.Context, srv *broker.Server, tls map[string]*tlsListen
 	}()
 }
 
-// accessRules parses a listener's access_rules; the configuration was validated, so an
-// error cannot happen here.
+// accessRules parses a listener's access_rules (validated already) and adds its
+// per-address connection rate.
 func accessRules(l config.Listener) *listener.AccessRules {
 	a, _ := listener.ParseAccessRules(l.AccessRules)
-	return a
+	return a.WithPerIPRate(listener.RateLimit{Rate: float64(l.MaxConnRatePerIP), Burst: l.MaxConnRatePerIP})
+}
+
+func connRate(l config.Listener) listener.RateLimit {
+	return listener.RateLimit{Rate: float64(l.MaxConnRate), Burst: l.MaxConnRate}
 }
 
 // proxyOptions returns the PROXY protocol settings of a listener, nil when it is off.

@@ -95,6 +95,10 @@ type Listener struct {
 	AllowAnonymous bool `yaml:"allow_anonymous"`
 	// AccessRules ("allow 10.0.0.0/8", "deny all") are checked on accept; first match wins.
 	AccessRules []string `yaml:"access_rules"`
+	// MaxConnRate and MaxConnRatePerIP bound new connections per second (bursts of one
+	// second's worth); 0 = unlimited.
+	MaxConnRate      int `yaml:"max_conn_rate"`
+	MaxConnRatePerIP int `yaml:"max_conn_rate_per_ip"`
 	// ProxyProtocol requires a PROXY protocol header from a trusted load balancer.
 	ProxyProtocol        bool       `yaml:"proxy_protocol"`
 	ProxyProtocolTimeout Duration   `yaml:"proxy_protocol_timeout"`

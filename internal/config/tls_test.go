@@ -65,6 +65,11 @@ func TestValidateTLSListeners(t *testing.T) {
 			l.ProxyProtocol, l.ProxyProtocolTrusted = true, []string{"10.0.0.5", "10.1.0.0/16", "10.2.0.1/16"}
 			c.Listeners.TCP["default"] = l
 		}, []string{`entry 3 "10.2.0.1/16": host bits set; did you mean 10.2.0.0/16?`}},
+		{"negative connection rates", func(c *Config) {
+			l := c.Listeners.TCP["default"]
+			l.MaxConnRate, l.MaxConnRatePerIP = -1, -5
+			c.Listeners.TCP["default"] = l
+		}, []string{"listeners.tcp.default.max_conn_rate: must not be negative", "listeners.tcp.default.max_conn_rate_per_ip: must not be negative"}},
 		{"bad access rule", ssl(func(l *SSLListener) { l.AccessRules = []string{"allow 10.0.0.0/8", "permit all"} }),
 			[]string{`listeners.ssl.devices.access_rules: access rule 2 "permit all": "permit" is neither allow nor deny`}},
 		{"access rules on a tcp listener", func(c *Config) {

@@ -249,6 +249,12 @@ func checkListener(ch *checker, path, name string, l Listener) (bound, bool) {
 	if _, err := listener.ParseAccessRules(l.AccessRules); err != nil {
 		ch.add(path+".access_rules", "%v", err)
 	}
+	if l.MaxConnRate < 0 {
+		ch.add(path+".max_conn_rate", "must not be negative (0 = unlimited), got %d", l.MaxConnRate)
+	}
+	if l.MaxConnRatePerIP < 0 {
+		ch.add(path+".max_conn_rate_per_ip", "must not be negative (0 = unlimited), got %d", l.MaxConnRatePerIP)
+	}
 	if _, err := ProxyTrusted(l.ProxyProtocolTrusted); err != nil {
 		ch.add(path+".proxy_protocol_trusted", "%v", err)
 	} else if l.ProxyProtocol && len(l.ProxyProtocolTrusted) == 0 {

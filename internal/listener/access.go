@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // AccessRules decide, from the peer's address alone, whether a new connection may talk to
@@ -12,6 +13,7 @@ import (
 // allowed.
 type AccessRules struct {
 	rules []accessRule
+	perIP *ipRate // nil: no per-address connection rate
 }
 
 type accessRule struct {
@@ -59,7 +61,8 @@ func ParseAccessRules(rules []string) (*AccessRules, error) {
 	return a, nil
 }
 
-// Allowed reports whether a connection from addr may proceed. A nil *AccessRules allows
+// Allowed reports whether a connection from addr may proceed: the rules allow it and, with
+// a per-address rate, the address has not connected too often. A nil *AccessRules allows
 // everything.
 func (a *AccessRules) Allowed(addr netip.Addr) bool {
 	if a == nil {
@@ -68,8 +71,11 @@ func (a *AccessRules) Allowed(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	for _, r := range a.rules {
 		if !r.prefix.IsValid() || r.prefix.Contains(addr) {
-			return r.allow
+			if !r.allow {
+				return false
+			}
+			break
 		}
 	}
-	return true
+	return a.perIP.allow(addr, time.Now())
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Meta is what the transport knows about a connection.
@@ -90,6 +91,7 @@ type limitListener struct {
 	log    *slog.Logger
 	access *AccessRules
 	proxy  *proxyConfig // nil: no PROXY protocol
+	rate   *connRate
 }
 
 // Accept implements net.Listener.
@@ -106,6 +108,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		// With the PROXY protocol the access rules wait for the real client's address:
 		// proxyConn checks them once it has read the header.
+		if !l.rate.allow(time.Now()) {
+			l.log.Debug("connection refused: listener connect rate exceeded", "listener", l.name, "peer", c.RemoteAddr())
+			_ = c.Close()
+			continue
+		}
 		if l.proxy == nil && !l.access.Allowed(peerOf(c.RemoteAddr()).Addr()) {
 			l.log.Debug("connection refused by access rules", "listener", l.name, "peer", c.RemoteAddr())
 			_ = c.Close()

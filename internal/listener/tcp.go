@@ -30,6 +30,9 @@ type TCPOptions struct {
 	// the start of every connection, before any TLS handshake; Meta.Peer is then the
 	// real client and Meta.Proxy what the header said.
 	Proxy *ProxyOptions
+	// MaxConnRate bounds how fast connections are accepted; extra ones are closed at once,
+	// before any byte is read or a TLS handshake starts (so it is also the handshake rate).
+	MaxConnRate RateLimit
 }
 
 // TCP is a plain TCP listener.
@@ -41,6 +44,7 @@ type TCP struct {
 	hto    time.Duration
 	access *AccessRules
 	proxy  *proxyConfig // nil: no PROXY protocol
+	rate   *connRate
 	open   atomic.Int64
 	log    *slog.Logger
 	close  sync.Once
@@ -63,7 +67,7 @@ func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access, proxy: proxy}
+	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access, proxy: proxy, rate: newConnRate(o.MaxConnRate)}
 	if o.TLS != nil {
 		t.name = "ssl:" + o.Name
 		if t.hto <= 0 {
@@ -111,6 +115,11 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			continue
 		}
 		backoff = 0
+		if !t.rate.allow(time.Now()) {
+			t.log.Debug("connection refused: listener connect rate exceeded", "listener", t.name, "peer", conn.RemoteAddr())
+			_ = conn.Close()
+			continue
+		}
 		if t.proxy != nil && !t.proxy.trusts(peerOf(conn.RemoteAddr()).Addr()) {
 			t.log.Debug("connection refused: not a trusted PROXY protocol peer", "listener", t.name, "peer", conn.RemoteAddr())
 			_ = conn.Close()

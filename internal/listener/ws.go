@@ -48,6 +48,8 @@ type WSOptions struct {
 	// HTTP server's goroutine for that connection, reads it, and from then on the
 	// connection's RemoteAddr (hence Meta.Peer) is the real client.
 	Proxy *ProxyOptions
+	// MaxConnRate bounds how fast connections are accepted, as for TCP.
+	MaxConnRate RateLimit
 }
 
 // connKey is the context key under which the HTTP server's connection context holds the
@@ -106,7 +108,7 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 	return &WS{
 		name: name,
 		o:    o,
-		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access, proxy: proxy},
+		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access, rate: newConnRate(o.MaxConnRate), proxy: proxy},
 		log:  log,
 	}, nil
 }
