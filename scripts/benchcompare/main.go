@@ -8,11 +8,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -26,7 +33,7 @@ import (
 
 type broker struct {
 	name  string
-	start func(ctx context.Context, dir string, port int, durable bool) (*exec.Cmd, error)
+	start func(ctx context.Context, dir string, port int, durable bool, pki *benchPKI) (*exec.Cmd, error)
 }
 
 // scenario is one measured load. A scenario either delivers messages (subs + pubs) or opens
@@ -42,6 +49,9 @@ type scenario struct {
 	conns   []string // rampart bench conn arguments
 	nconns  int64
 	idle    bool // measure resident memory per connection instead of CPU
+	tls     bool // TLS 1.3 listener with an ECDSA P-256 certificate
+	// minRateRatio is a goal on connects per second: Rampart at least this times Mosquitto.
+	minRateRatio float64
 	// target is the goal of issue 4 for this scenario: the most Rampart may use, as a
 	// ratio to Mosquitto (maxRatio) or in KB per connection (maxKB); zero = none.
 	maxRatio float64
@@ -54,6 +64,7 @@ type sample struct {
 	rssKB     int64   // broker resident memory at the end
 	perConnKB float64 // idle scenario: memory per connection
 	p99us     float64
+	rate      float64 // connects per second seen by the load tool (conn scenarios)
 	note      string
 }
 
@@ -82,8 +93,11 @@ func main() {
 		log.Fatal(err)
 	}
 	brokers := []broker{
-		{"mosquitto", func(ctx context.Context, dir string, port int, durable bool) (*exec.Cmd, error) {
+		{"mosquitto", func(ctx context.Context, dir string, port int, durable bool, pki *benchPKI) (*exec.Cmd, error) {
 			conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\n", port)
+			if pki != nil {
+				conf += fmt.Sprintf("certfile %s\nkeyfile %s\ntls_version tlsv1.3\n", pki.cert, pki.key)
+			}
 			if durable {
 				conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
 			}
@@ -93,14 +107,19 @@ func main() {
 			}
 			return startProc(ctx, dir, mosq, "-c", path)
 		}},
-		{"rampart", func(ctx context.Context, dir string, port int, durable bool) (*exec.Cmd, error) {
+		{"rampart", func(ctx context.Context, dir string, port int, durable bool, pki *benchPKI) (*exec.Cmd, error) {
 			d := "none"
 			if durable {
 				d = "sync"
 			}
+			listeners := fmt.Sprintf("  tcp:\n    default:\n      bind: 127.0.0.1:%d\n", port)
+			if pki != nil {
+				listeners = fmt.Sprintf("  tcp:\n    default:\n      enable: false\n  ssl:\n    bench:\n      bind: 127.0.0.1:%d\n"+
+					"      ssl_options:\n        certfile: %s\n        keyfile: %s\n        versions: [tlsv1.3]\n", port, pki.cert, pki.key)
+			}
 			conf := fmt.Sprintf("node:\n  data_dir: %s/data\n  durability: %s\nlog:\n  level: warn\n"+
-				"listeners:\n  tcp:\n    default:\n      bind: 127.0.0.1:%d\n  ws:\n    default:\n      enable: false\n"+
-				"mqtt:\n  max_mqueue_len: 100000\n", dir, d, port)
+				"listeners:\n%s  ws:\n    default:\n      enable: false\n"+
+				"mqtt:\n  max_mqueue_len: 100000\n", dir, d, listeners)
 			path := filepath.Join(dir, "rampart.yaml")
 			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 				return nil, err
@@ -113,6 +132,20 @@ func main() {
 	if *quick {
 		scale = 10
 	}
+	pkiDir, err := os.MkdirTemp("", "benchcompare-pki-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(pkiDir)
+	// Mosquitto started as root reads its files as the mosquitto user: these test keys
+	// must be readable by it.
+	if err := os.Chmod(pkiDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	pki, err := newBenchPKI(pkiDir)
+	if err != nil {
+		log.Fatal(err)
+	}
 	scen := scenarios(scale)
 	if *only != "" {
 		keep := strings.Split(*only, ",")
@@ -124,7 +157,7 @@ func main() {
 			for i := range brokers {
 				// Interleave: alternate which broker goes first from run to run.
 				b := brokers[(i+run)%len(brokers)]
-				smp, err := measure(ctx, b, s, rampart)
+				smp, err := measure(ctx, b, s, rampart, pki)
 				if err != nil {
 					log.Printf("run %d %s %s: %v", run, s.name, b.name, err)
 					smp = sample{note: err.Error()}
@@ -163,6 +196,10 @@ func scenarios(scale int64) []scenario {
 			subs: []string{"-t", "ps/#", "-q", "1", "--clean=false", "--session-expiry", "1h", "-i", "ps-sub"}, pubs: []string{"-t", "ps/1", "-q", "1", "-r", "1000", "-n", n(5000)}, expect: 5000 / scale},
 		{name: "connect", maxRatio: 1, load: "2000 plain TCP connects (MQTT 3.1.1, no auth), as fast as accepted", unit: "connection",
 			conns: []string{"-c", n(2000), "-V", "4", "-d", "1s"}, nconns: 2000 / scale},
+		{name: "tls-connect", minRateRatio: 2, load: "2000 TLS 1.3 connects (ECDSA P-256 certificate, MQTT 3.1.1), as fast as accepted", unit: "connection", tls: true,
+			conns: []string{"-c", n(2000), "-V", "4", "-d", "1s"}, nconns: 2000 / scale},
+		{name: "idle-tls-10k", load: "10000 idle TLS 1.3 connections held, keep alive 300 s", unit: "connection", idle: true, tls: true,
+			conns: []string{"-c", n(10000), "-V", "4", "-k", "300", "-d", "10s", "-R", "2000"}, nconns: 10000 / scale},
 		{name: "idle-10k", maxKB: 4, load: "10000 idle MQTT 3.1.1 connections held, keep alive 300 s", unit: "connection", idle: true,
 			conns: []string{"-c", n(10000), "-V", "4", "-k", "300", "-d", "8s", "-R", "4000"}, nconns: 10000 / scale},
 	}
@@ -170,7 +207,7 @@ func scenarios(scale int64) []scenario {
 
 // measure starts the broker fresh, runs the scenario's load and reads the broker's CPU
 // time and memory.
-func measure(ctx context.Context, b broker, s scenario, rampart string) (sample, error) {
+func measure(ctx context.Context, b broker, s scenario, rampart string, pki *benchPKI) (sample, error) {
 	dir, err := os.MkdirTemp("", "benchcompare-")
 	if err != nil {
 		return sample{}, err
@@ -183,7 +220,11 @@ func measure(ctx context.Context, b broker, s scenario, rampart string) (sample,
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	bctx, stop := context.WithCancel(ctx)
 	defer stop()
-	cmd, err := b.start(bctx, dir, port, s.durable)
+	var tlsPKI *benchPKI
+	if s.tls {
+		tlsPKI = pki
+	}
+	cmd, err := b.start(bctx, dir, port, s.durable, tlsPKI)
 	if err != nil {
 		return sample{}, err
 	}
@@ -207,6 +248,9 @@ func measure(ctx context.Context, b broker, s scenario, rampart string) (sample,
 		rss0 := rssKB(pid)
 		cpu0 := cpuSeconds(pid)
 		args := append([]string{"bench", "conn", "-a", addr, "--json", "--progress", "0", "-i", "bc-" + b.name + "-%i"}, s.conns...)
+		if s.tls {
+			args = append(args, "--tls", "--cacert", pki.ca, "--server-name", "127.0.0.1")
+		}
 		if s.idle {
 			// Read memory while the connections are held: start, wait for ready, read, let it end.
 			res, rssHeld, err := runHeld(ctx, rampart, args, pid)
@@ -226,7 +270,7 @@ func measure(ctx context.Context, b broker, s scenario, rampart string) (sample,
 		if err != nil {
 			return sample{}, err
 		}
-		smp := sample{cpu: cpuSeconds(pid) - cpu0, units: res.Connected, rssKB: rssKB(pid)}
+		smp := sample{cpu: cpuSeconds(pid) - cpu0, units: res.Connected, rssKB: rssKB(pid), rate: res.ConnectsPerSec}
 		if res.Connected != s.nconns {
 			smp.note = fmt.Sprintf("%d of %d connected", res.Connected, s.nconns)
 		}
@@ -274,11 +318,12 @@ func measure(ctx context.Context, b broker, s scenario, rampart string) (sample,
 }
 
 type summary struct {
-	Connected    int64            `json:"connected"`
-	Received     int64            `json:"received"`
-	Published    int64            `json:"published"`
-	LatencyP99us float64          `json:"latency_p99_us"`
-	Errors       map[string]int64 `json:"errors"`
+	Connected      int64            `json:"connected"`
+	ConnectsPerSec float64          `json:"connects_per_sec"`
+	Received       int64            `json:"received"`
+	Published      int64            `json:"published"`
+	LatencyP99us   float64          `json:"latency_p99_us"`
+	Errors         map[string]int64 `json:"errors"`
 }
 
 func startProc(ctx context.Context, dir, path string, args ...string) (*exec.Cmd, error) {
@@ -480,7 +525,11 @@ func render(scen []scenario, res map[string]map[string][]sample, runs int, mv, r
 			ratio = fmt.Sprintf("%.2f×", r.med/m.med)
 		}
 		target := "—"
+		mr, _ := stats(rates(res[s.name]["mosquitto"]))
+		rr, _ := stats(rates(res[s.name]["rampart"]))
 		switch {
+		case s.minRateRatio > 0 && mr.med > 0:
+			target = fmt.Sprintf("≥ %.0f× connects/s: %s (%.0f/s against %.0f/s)", s.minRateRatio, met(rr.med >= s.minRateRatio*mr.med), rr.med, mr.med)
 		case s.maxKB > 0 && rok:
 			target = fmt.Sprintf("< %.0f KB: %s", s.maxKB, met(r.med < s.maxKB))
 		case s.maxRatio > 0 && mok && rok && m.med > 0:
@@ -497,8 +546,18 @@ func render(scen []scenario, res map[string]map[string][]sample, runs int, mv, r
 			target, mrss/1024, rrss/1024, strings.Join(notes, "; "))
 	}
 	b.WriteString("\nNot measured yet (they need features of later issues): connection rate with password authentication " +
-		"(argon2id, pbkdf2, issue 6), TLS 1.3 connects and idle TLS memory (issue 5), the ACL decision benchmark (issue 7).\n")
+		"(argon2id, pbkdf2, issue 6) and the ACL decision benchmark (issue 7).\n")
 	return b.String()
+}
+
+func rates(smps []sample) []float64 {
+	var out []float64
+	for _, s := range smps {
+		if s.rate > 0 {
+			out = append(out, s.rate)
+		}
+	}
+	return out
 }
 
 func met(ok bool) string {
@@ -530,4 +589,48 @@ func splice(path, table string) error {
 		s += "\n## Side by side with Mosquitto\n\nProduced by `scripts/bench-compare.sh`.\n\n" + block + "\n"
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// benchPKI is a CA and an ECDSA P-256 server certificate for 127.0.0.1, in PEM files.
+type benchPKI struct{ ca, cert, key string }
+
+func newBenchPKI(dir string) (*benchPKI, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "benchcompare CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	p := &benchPKI{ca: filepath.Join(dir, "ca.pem"), cert: filepath.Join(dir, "server.pem"), key: filepath.Join(dir, "server-key.pem")}
+	for path, block := range map[string]*pem.Block{
+		p.ca:   {Type: "CERTIFICATE", Bytes: caDER},
+		p.cert: {Type: "CERTIFICATE", Bytes: der},
+		p.key:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o644); err != nil { // throw-away test key
+			return nil, err
+		}
+	}
+	return p, nil
 }
