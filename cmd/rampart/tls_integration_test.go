@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 )
 
@@ -464,6 +466,89 @@ func TestServeProxyProtocol(t *testing.T) {
 		c.send(v5Connect("no-header", true, 0))
 		if p, ok := c.next(waitPacket); ok {
 			t.Fatalf("got %s, want the connection closed", describe(p))
+		}
+	})
+}
+
+func TestServeWSSMutualTLS(t *testing.T) {
+	p := newTestPKI(t)
+	cfg := fmt.Sprintf(`node:
+  data_dir: %s
+  durability: none
+listeners:
+  tcp:
+    default:
+      enable: false
+      bind: 127.0.0.1:0
+  ws:
+    default:
+      enable: false
+      bind: 127.0.0.1:0
+  wss:
+    browsers:
+      bind: 127.0.0.1:0
+      peer_cert_as_username: cn
+      ssl_options:
+        certfile: %s
+        keyfile: %s
+        cacertfile: %s
+        verify: verify_peer
+        fail_if_no_peer_cert: true
+sys_topics:
+  sys_msg_interval: 0
+`, strconv.Quote(t.TempDir()), strconv.Quote(p.serverCert), strconv.Quote(p.serverKey), strconv.Quote(p.caFile))
+	b := startBroker(t, writeConfig(t, cfg), "wss:browsers")
+	url := "wss://" + b.addr("wss:browsers") + "/mqtt"
+	connect := func(id string, cert *tls.Certificate) (mqtt.Client, error) {
+		tc := &tls.Config{RootCAs: p.pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		if cert != nil {
+			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(true).SetTLSConfig(tc).
+			SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(waitPacket).SetProtocolVersion(4)
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(waitPacket) {
+			return nil, fmt.Errorf("no answer within %v", waitPacket)
+		}
+		if tok.Error() != nil {
+			return nil, tok.Error()
+		}
+		t.Cleanup(func() { c.Disconnect(250) })
+		return c, nil
+	}
+
+	t.Run("publish and receive over wss with a client certificate", func(t *testing.T) {
+		sub, err := connect("wss-sub", &p.device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		waitToken(t, sub.Subscribe("wss/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }), "subscribe")
+		pub, err := connect("wss-pub", &p.device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitToken(t, pub.Publish("wss/hello", 1, false, "over wss"), "publish")
+		select {
+		case m := <-got:
+			if m != "over wss" {
+				t.Fatalf("got %q", m)
+			}
+		case <-time.After(waitPacket):
+			t.Fatal("no message over wss")
+		}
+	})
+
+	t.Run("[SECURITY] wss without a client certificate is refused", func(t *testing.T) {
+		if _, err := connect("wss-anon", nil); err == nil {
+			t.Fatal("connected over wss without a client certificate")
+		}
+	})
+
+	t.Run("[SECURITY] wss with the attacker's self-signed certificate is refused", func(t *testing.T) {
+		if _, err := connect("wss-attacker", &p.attacker); err == nil {
+			t.Fatal("connected over wss with a self-signed certificate")
 		}
 	})
 }
