@@ -445,7 +445,7 @@ func (c *conn) readLoop(ctx context.Context) (parked bool) {
 		if c.in.buffered() > 0 {
 			if !c.deferring {
 				c.deferring = true
-				c.setDeferFlush(true)
+				c.deferFlushes()
 			}
 		} else {
 			c.deferring = false

@@ -144,12 +144,14 @@ func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Ti
 	m := newMessage(p, name, c.info.ClientID, now)
 	var n int
 	var err error
-	// Messages that will be acknowledged are written without waiting for the disk: the
+	// What a client publishes is written without waiting for the disk. For QoS 1 and 2 the
 	// writer syncs the store once before it sends the acknowledgements of a whole run of
 	// pipelined messages (syncPending), so a burst costs one fsync, not one per message.
+	// QoS 0 has no acknowledgement to hold back: its writes (a retained message) become
+	// durable with the next sync of any connection.
 	var needSync bool
-	c.scratch, n, needSync, err = c.srv.route(m, c.scratch, p.QoS > 0)
-	if needSync {
+	c.scratch, n, needSync, err = c.srv.route(m, c.scratch, true)
+	if needSync && p.QoS > 0 {
 		c.syncPending.Store(true) // before the acknowledgement is queued
 	}
 	if err != nil {

@@ -141,12 +141,12 @@ func (c *conn) kickWriterLocked() {
 	go c.flush()
 }
 
-// setDeferFlush is called by the read loop while more packets are already buffered: their
+// deferFlushes is called by the read loop when more packets are already buffered: their
 // answers are collected and written together once the buffer is drained (flushOwn).
-func (c *conn) setDeferFlush(on bool) {
+func (c *conn) deferFlushes() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.deferFlush = on
+	c.deferFlush = true
 }
 
 // flushOwn is called by the read loop before it waits for input: it writes what is pending
