@@ -99,81 +99,89 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 	if err := srv.Restore(ctx); err != nil {
 		return err
 	}
-	var ls []listener.Listener
-	closeAll := func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.TCP)) {
-		l := cfg.Listeners.TCP[name]
-		if !l.Enable {
-			continue
-		}
-		tl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			Access: accessRules(l), Proxy: proxyOptions(l), MaxConnRate: connRate(l)})
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ls = append(ls, tl)
-		logAnonymous(log, tl.Name(), l)
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WS)) {
-		l := cfg.Listeners.WS[name]
-		if !l.Enable {
-			continue
-		}
-		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
-			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ls = append(ls, wl)
-		logAnonymous(log, wl.Name(), l.Listener)
-	}
+	// The TLS files are read before any port is bound, so a bad file binds nothing.
 	reloaders, err := tlsReloaders(cfg, log)
 	if err != nil {
-		closeAll()
+		return err
+	}
+	ls, err := openListeners(ctx, cfg, reloaders, log)
+	if err != nil {
 		return err
 	}
 	watchTLS(ctx, srv, reloaders, log)
-	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
-		l := cfg.Listeners.SSL[name]
-		if !l.Enable {
-			continue
-		}
-		sl, err := listener.NewTCP(ctx, listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-			TLS: reloaders["ssl:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ls = append(ls, sl)
-		logAnonymous(log, sl.Name(), l.Listener)
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WSS)) {
-		l := cfg.Listeners.WSS[name]
-		if !l.Enable {
-			continue
-		}
-		wl, err := listener.NewWS(ctx, listener.WSOptions{Name: name, Bind: l.Bind, Path: l.Path, MaxConnections: limit(l.MaxConnections),
-			CheckOrigin: l.CheckOrigin, AllowedOrigins: l.AllowedOrigins, ReadLimit: cfg.MQTT.MaxPacketSize.Bytes() + 16, Logger: log,
-			TLS: reloaders["wss:"+name].r.Config(), HandshakeTimeout: l.SSLOptions.HandshakeTimeout.Duration(), Access: accessRules(l.Listener), Proxy: proxyOptions(l.Listener), MaxConnRate: connRate(l.Listener)})
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ls = append(ls, wl)
-		logAnonymous(log, wl.Name(), l.Listener)
-	}
 	log.Info("rampart starting", "version", version, "node", cfg.Node.Name,
 		"durability", string(cfg.Node.Durability), "data_dir", cfg.Node.DataDir)
 	err = srv.Serve(ctx, ls)
 	log.Info("rampart stopped")
 	return err
+}
+
+// openListeners binds every enabled listener of the configuration, in a stable order;
+// on error the ones already bound are closed.
+func openListeners(ctx context.Context, cfg *config.Config, tlsByName map[string]*tlsListener, log *slog.Logger) ([]listener.Listener, error) {
+	var ls []listener.Listener
+	add := func(l config.Listener, open func() (listener.Listener, error)) error {
+		if !l.Enable {
+			return nil
+		}
+		nl, err := open()
+		if err != nil {
+			return err
+		}
+		ls = append(ls, nl)
+		logAnonymous(log, nl.Name(), l)
+		return nil
+	}
+	maxRead := cfg.MQTT.MaxPacketSize.Bytes() + 16 // one WebSocket message carries at most one packet's worth
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.TCP)) {
+		l := cfg.Listeners.TCP[name]
+		errs = append(errs, add(l, func() (listener.Listener, error) {
+			return listener.NewTCP(ctx, tcpOptions(name, l, log))
+		}))
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WS)) {
+		l := cfg.Listeners.WS[name]
+		errs = append(errs, add(l.Listener, func() (listener.Listener, error) {
+			return listener.NewWS(ctx, wsOptions(name, l, maxRead, log))
+		}))
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.SSL)) {
+		l := cfg.Listeners.SSL[name]
+		errs = append(errs, add(l.Listener, func() (listener.Listener, error) {
+			o := tcpOptions(name, l.Listener, log)
+			o.TLS, o.HandshakeTimeout = tlsByName["ssl:"+name].r.Config(), l.SSLOptions.HandshakeTimeout.Duration()
+			return listener.NewTCP(ctx, o)
+		}))
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Listeners.WSS)) {
+		l := cfg.Listeners.WSS[name]
+		errs = append(errs, add(l.Listener, func() (listener.Listener, error) {
+			o := wsOptions(name, l.WSListener, maxRead, log)
+			o.TLS, o.HandshakeTimeout = tlsByName["wss:"+name].r.Config(), l.SSLOptions.HandshakeTimeout.Duration()
+			return listener.NewWS(ctx, o)
+		}))
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+		return nil, err
+	}
+	return ls, nil
+}
+
+// tcpOptions are the options every TCP-based listener takes from its configuration.
+func tcpOptions(name string, l config.Listener, log *slog.Logger) listener.TCPOptions {
+	return listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
+		Access: accessRules(l), Proxy: proxyOptions(l), MaxConnRate: connRate(l)}
+}
+
+// wsOptions are the options every WebSocket listener takes from its configuration.
+func wsOptions(name string, w config.WSListener, maxRead int64, log *slog.Logger) listener.WSOptions {
+	return listener.WSOptions{Name: name, Bind: w.Bind, Path: w.Path, MaxConnections: limit(w.MaxConnections),
+		CheckOrigin: w.CheckOrigin, AllowedOrigins: w.AllowedOrigins, ReadLimit: maxRead, Logger: log,
+		Access: accessRules(w.Listener), Proxy: proxyOptions(w.Listener), MaxConnRate: connRate(w.Listener)}
 }
 
 func logAnonymous(log *slog.Logger, name string, l config.Listener) {
