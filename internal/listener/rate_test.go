@@ -85,3 +85,22 @@ func TestListenerConnRate(t *testing.T) {
 		t.Fatalf("[SECURITY] %d of 6 rapid connections were served, want the burst of 3", served)
 	}
 }
+
+func TestWebSocketConnRate(t *testing.T) {
+	l := newWSListener(t, WSOptions{Name: "rate", MaxConnRate: RateLimit{Rate: 0.001, Burst: 2}})
+	serveListener(t, l, func(_ context.Context, c net.Conn, _ Meta) { _ = c.Close() })
+	answered := 0
+	for range 5 {
+		c := dialTCP(t, l.Addr())
+		_, _ = c.Write([]byte("GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(patience))
+		var b [1]byte
+		if n, _ := c.Read(b[:]); n == 1 {
+			answered++ // a 404: the request was read
+		}
+		_ = c.Close()
+	}
+	if answered != 2 {
+		t.Fatalf("[SECURITY] %d of 5 rapid connections were read, want the burst of 2", answered)
+	}
+}
