@@ -77,9 +77,6 @@ func (r *Reloader) Config() *tls.Config {
 	}
 }
 
-// Current returns the configuration new handshakes use now.
-func (r *Reloader) Current() *tls.Config { return r.cur.Load() }
-
 // Reload reads the files again. On error the previous configuration stays in use.
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
