@@ -31,7 +31,7 @@ type Actions uint8
 // Action bits.
 const (
 	ActPublish   Actions = 1 << iota
-	ActSubscribe                     // subscribe (including shared subscriptions)
+	ActSubscribe         // subscribe (including shared subscriptions)
 	ActAll       = ActPublish | ActSubscribe
 )
 
