@@ -79,6 +79,8 @@ type conn struct {
 	highWatermark int
 	outAlias      map[string]uint16
 
+	auth authState // what authentication granted; see auth.go
+
 	kickOnce   sync.Once
 	kickReason packet.ReasonCode
 }
@@ -298,11 +300,6 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 		if props.Has(packet.PropRequestProblemInfo) {
 			c.problemInfo = props.RequestProblemInfo == 1
 		}
-		if props.Has(packet.PropAuthMethod) {
-			// Enhanced authentication is not configured (it arrives with the
-			// authentication chain): refuse as the spec asks [MQTT-4.12.0-1].
-			return c.refuse(packet.BadAuthenticationMethod, "enhanced authentication not configured")
-		}
 		switch {
 		case o.ServerKeepAlive > 0 && o.ServerKeepAlive != ka:
 			ka = o.ServerKeepAlive
@@ -338,12 +335,9 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 		c.will.Props.Clear(packet.PropWillDelay)
 	}
 
-	res := c.srv.authn.Authenticate(ctx, &c.info, cp)
-	if res.Code != packet.Success {
-		return c.refuse(res.Code, "authentication")
+	if !c.authenticate(ctx, cp, &ack) {
+		return false
 	}
-	c.info.Superuser = res.Superuser
-	c.info.Attrs = res.Attrs
 	if c.will != nil && !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionPublish, QoS: c.will.QoS, Retain: c.will.Retain}, c.will.Topic) {
 		return c.refuse(packet.NotAuthorized, "will topic not authorized")
 	}
@@ -553,6 +547,7 @@ func (c *conn) closeWith(code packet.ReasonCode, why string) {
 // published or scheduled, and a session whose expiry is 0 ends.
 func (c *conn) cleanup() {
 	c.flushAndClose()
+	c.stopAuth()
 	sess := c.sess
 	if sess == nil {
 		return

@@ -49,7 +49,7 @@ func (c *conn) handle(ctx context.Context, p packet.Packet) (packet.ReasonCode, 
 	case *packet.Disconnect:
 		return c.handleDisconnect(p)
 	case *packet.Auth:
-		return packet.ProtocolError, "AUTH without enhanced authentication"
+		return c.handleAuth(ctx, p)
 	case *packet.Connect:
 		return packet.ProtocolError, "second CONNECT" // [MQTT-3.1.0-2]
 	default:

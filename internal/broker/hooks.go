@@ -3,22 +3,20 @@ package broker
 import (
 	"context"
 
+	"github.com/rampart-mqtt/rampart/internal/authn"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
-	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 )
 
 // Authenticator decides whether a CONNECT may proceed. It runs after the packet and the
-// client identifier have been validated, before any session is touched.
+// client identifier have been validated, before any session is touched. The broker asks it
+// with the client's credentials (Authenticate) or, for an MQTT 5 CONNECT that names an
+// Authentication Method, for that method on the client's listener (Enhanced).
+//
+// An Allow lets the client in; anything else refuses it (Ignore as 0x87 Not authorized).
 type Authenticator interface {
-	Authenticate(ctx context.Context, info *clientinfo.Info, c *packet.Connect) AuthResult
-}
-
-// AuthResult is an authenticator's answer. Code Success accepts the client; any other code
-// refuses it with that CONNACK reason (mapped to a 3.1.1 return code when needed).
-type AuthResult struct {
-	Code      packet.ReasonCode
-	Superuser bool
-	Attrs     map[string]string
+	Authenticate(ctx context.Context, info *clientinfo.Info, cred *authn.Credentials) authn.Result
+	// Enhanced returns the enhanced authentication method configured on a listener, or nil.
+	Enhanced(listener, method string) authn.Enhanced
 }
 
 // ActionKind is what a client is trying to do with a topic.
@@ -48,8 +46,10 @@ type Authorizer interface {
 // start-up by the configuration.
 type allowAll struct{}
 
-func (allowAll) Authenticate(context.Context, *clientinfo.Info, *packet.Connect) AuthResult {
-	return AuthResult{Code: packet.Success}
+func (allowAll) Authenticate(context.Context, *clientinfo.Info, *authn.Credentials) authn.Result {
+	return authn.Allowed()
 }
+
+func (allowAll) Enhanced(string, string) authn.Enhanced { return nil }
 
 func (allowAll) Authorize(context.Context, *clientinfo.Info, Action, string) bool { return true }
