@@ -90,11 +90,17 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 	c.info.Listener = meta.Listener
 	c.info.Peer = meta.Peer
 	c.info.WebSocket = meta.Header
-	if meta.TLS != nil {
+	switch {
+	case meta.TLS != nil:
 		if id, ok := tlsconf.PeerIdentity(*meta.TLS); ok {
 			c.info.Cert = &clientinfo.Cert{CN: id.CN, DN: id.DN, DNSNames: id.DNSNames, URIs: id.URIs, SHA256: id.SHA256,
 				Issuer: id.Issuer, Serial: id.Serial}
 		}
+	case meta.Proxy != nil && meta.Proxy.SSLVerified && meta.Proxy.SSLCN != "":
+		// A trusted load balancer terminated TLS and verified the client's certificate;
+		// its PROXY v2 header carries the certificate's CN (the listener accepts headers
+		// from trusted proxies only).
+		c.info.Cert = &clientinfo.Cert{CN: meta.Proxy.SSLCN, ViaProxy: true}
 	}
 	c.in = &inBuf{nc: nc, pool: &s.inBufs}
 	c.rd = packet.NewReader(c.in, s.o.MaxPacketSize)

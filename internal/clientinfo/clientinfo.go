@@ -24,7 +24,9 @@ type Info struct {
 	// WebSocket holds the headers of the upgrade request on ws and wss listeners.
 	WebSocket http.Header
 	// Cert is what the client's certificate says, when the TLS handshake verified one
-	// against the listener's CA; nil otherwise (an unverified certificate never counts).
+	// against the listener's CA, or when a trusted TLS-terminating proxy says in its PROXY
+	// v2 header that it verified one (then only CN is known); nil otherwise (an unverified
+	// certificate never counts).
 	Cert *Cert
 	// Attrs are client attributes set by authentication (client_attrs).
 	Attrs map[string]string
@@ -49,6 +51,9 @@ type Cert struct {
 	SHA256   string   // hex SHA-256 fingerprint of the certificate (DER)
 	Issuer   string   // issuer distinguished name (RFC 4514)
 	Serial   string   // serial number, decimal
+	// ViaProxy is set when the certificate was verified by a trusted TLS-terminating load
+	// balancer that passed only its CN in a PROXY v2 header; the other fields are empty.
+	ViaProxy bool
 }
 
 // Field returns the certificate field named by a peer_cert_as_* setting: "cn", "dn",
