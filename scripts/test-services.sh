@@ -9,9 +9,10 @@
 set -euo pipefail
 
 # Debian packages the tests use: the mosquitto clients (interoperability tests) and the
-# mosquitto broker (the comparison baseline of scripts/bench-compare.sh), and openssl
-# (s_client probes of the TLS listeners).
-packages=(mosquitto mosquitto-clients openssl)
+# mosquitto broker (the comparison baseline of scripts/bench-compare.sh), openssl
+# (s_client probes of the TLS listeners) and sslscan (the external TLS scan of
+# TestServeTLSScan).
+packages=(mosquitto mosquitto-clients openssl sslscan)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

@@ -12,6 +12,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServeCommand(), newBenchCommand())
+	root.AddCommand(newVersionCommand(), newServeCommand(), newBenchCommand(), newPasswdCommand())
 	return root
 }

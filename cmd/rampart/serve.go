@@ -43,8 +43,12 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			if check {
-				// The TLS files are part of the configuration: read them too.
+				// The TLS files are part of the configuration: read them too; and every
+				// authenticator's settings are checked (expressions compiled, key files read).
 				if _, err := tlsReloaders(cfg, nil); err != nil {
+					return err
+				}
+				if err := checkAuthn(cmd.Context(), cfg); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
@@ -95,6 +99,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}()
 		o.Store = st
 	}
+	auth, err := buildAuthn(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	o.Authenticator = auth.service
 	srv := broker.New(o)
 	if err := srv.Restore(ctx); err != nil {
 		return err
@@ -129,7 +139,7 @@ func openListeners(ctx context.Context, cfg *config.Config, tlsByName map[string
 			return err
 		}
 		ls = append(ls, nl)
-		logAnonymous(log, nl.Name(), l)
+		logAnonymous(log, nl.Name(), l, len(cfg.Authentication) > 0)
 		return nil
 	}
 	maxRead := cfg.MQTT.MaxPacketSize.Bytes() + 16 // one WebSocket message carries at most one packet's worth
@@ -184,10 +194,16 @@ func wsOptions(name string, w config.WSListener, maxRead int64, log *slog.Logger
 		Access: accessRules(w.Listener), Proxy: proxyOptions(w.Listener), MaxConnRate: connRate(w.Listener)}
 }
 
-func logAnonymous(log *slog.Logger, name string, l config.Listener) {
-	if l.IsLoopback() {
+// logAnonymous says at start when a listener lets clients in without authentication: no
+// chain applies to it (or enable_authn: false) and it is on loopback or allow_anonymous.
+func logAnonymous(log *slog.Logger, name string, l config.Listener, globalChain bool) {
+	chain := l.EnableAuthn != config.AuthnOff && (globalChain || len(l.Authentication) > 0)
+	switch {
+	case chain:
+		return
+	case l.IsLoopback():
 		log.Warn("anonymous clients allowed: listener is on loopback only", "listener", name, "bind", l.Bind)
-	} else if l.AllowAnonymous {
+	case l.AllowAnonymous:
 		log.Warn("anonymous clients allowed on a non-loopback listener (allow_anonymous: true)", "listener", name, "bind", l.Bind)
 	}
 }
@@ -264,7 +280,7 @@ func addCertIdentity(o *broker.Options, listener string, id config.CertIdentity)
 // tlsListener is the live TLS material of one ssl or wss listener.
 type tlsListener struct {
 	r          *tlsconf.Reloader
-	rev        *tlsconf.Revocation // nil without crl_files
+	rev        *tlsconf.Revocation // nil without crl_files or crl_from_distribution_points
 	crlRefresh time.Duration
 }
 
@@ -281,8 +297,9 @@ func tlsReloaders(cfg *config.Config, log *slog.Logger) (map[string]*tlsListener
 			return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
 		}
 		tl := &tlsListener{r: r, crlRefresh: o.CRLRefreshInterval.Duration()}
-		if len(o.CRLFiles) > 0 {
-			if tl.rev, err = tlsconf.NewRevocation(o.CRLFiles, o.CRLGrace.Duration()); err != nil {
+		if ro, ok := o.RevocationOptions(); ok {
+			ro.Logger = log
+			if tl.rev, err = tlsconf.NewRevocation(ro); err != nil {
 				return fmt.Errorf("listeners.%s.%s.ssl_options: %w", kind, name, err)
 			}
 			r.UseRevocation(tl.rev)
@@ -315,7 +332,7 @@ const tlsPollInterval = 5 * time.Second
 // ends the broker.
 func watchTLS(ctx context.Context, srv *broker.Server, tls map[string]*tlsListener, log *slog.Logger) {
 	refreshCRL := func(name string, tl *tlsListener, why string) {
-		if err := tl.rev.Refresh(); err != nil {
+		if err := tl.rev.Refresh(ctx); err != nil {
 			log.Error("CRL refresh failed; the previous lists stay in use", "listener", name, "why", why, "err", err)
 		}
 		n := srv.DisconnectCerts(func(listener string, c *clientinfo.Cert) bool {

@@ -15,10 +15,10 @@ type Config struct {
 	MQTT      MQTT      `yaml:"mqtt"`
 	SysTopics SysTopics `yaml:"sys_topics"`
 
-	// HasAuthenticators tells Validate that at least one authenticator is configured, so a
-	// non-loopback listener without allow_anonymous is acceptable. It is not read from the
-	// file; it is the seam for the authentication configuration that comes later.
-	HasAuthenticators bool `yaml:"-"`
+	// Authentication is the global authentication chain, tried in order; a listener's own
+	// authentication list replaces it there.
+	Authentication         []Authenticator `yaml:"authentication"`
+	AuthenticationSettings AuthnSettings   `yaml:"authentication_settings"`
 }
 
 // Node identifies this broker and says where and how it keeps durable state.
@@ -61,6 +61,33 @@ type SSLOptions struct {
 	CRLFiles             []string `yaml:"crl_files"`
 	CRLRefreshInterval   Duration `yaml:"crl_refresh_interval"`
 	CRLGrace             Duration `yaml:"crl_grace"`
+	// KeyFilePassword names where the password of an encrypted keyfile is:
+	// "file:/path" or "env:NAME", never the password itself.
+	KeyFilePassword string `yaml:"keyfile_password"`
+	// SNICerts are further certificates by the server name (SNI) clients ask for.
+	SNICerts                  map[string]SNICert `yaml:"sni_certs"`
+	OCSP                      OCSP               `yaml:"ocsp"`
+	CRLFromDistributionPoints bool               `yaml:"crl_from_distribution_points"`
+	CRLHTTPTimeout            Duration           `yaml:"crl_http_timeout"`
+}
+
+// SNICert is the certificate served to clients that ask for one server name.
+type SNICert struct {
+	CertFile        string `yaml:"certfile"`
+	KeyFile         string `yaml:"keyfile"`
+	KeyFilePassword string `yaml:"keyfile_password"`
+}
+
+// OCSP configures OCSP stapling of the server certificates and OCSP checks of client
+// certificates.
+type OCSP struct {
+	EnableOCSPStapling      bool        `yaml:"enable_ocsp_stapling"`
+	ResponderURL            string      `yaml:"responder_url"`
+	IssuerFile              string      `yaml:"issuer_file"`
+	RefreshInterval         Duration    `yaml:"refresh_interval"`
+	RefreshHTTPTimeout      Duration    `yaml:"refresh_http_timeout"`
+	VerifyClientCertificate bool        `yaml:"verify_client_certificate"`
+	ClientOCSPOnError       OCSPOnError `yaml:"client_ocsp_on_error"`
 }
 
 // CertIdentity takes a client's user name or client id from its verified certificate.
@@ -93,6 +120,11 @@ type Listener struct {
 	MaxConnections Limit `yaml:"max_connections"`
 	// AllowAnonymous opts a non-loopback listener in to clients without credentials.
 	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// EnableAuthn is true (run the chain), false (no authentication on this listener) or
+	// quick_deny_anonymous (refuse an empty user name before the chain runs).
+	EnableAuthn AuthnMode `yaml:"enable_authn"`
+	// Authentication, when not empty, replaces the global chain on this listener.
+	Authentication []Authenticator `yaml:"authentication"`
 	// AccessRules ("allow 10.0.0.0/8", "deny all") are checked on accept; first match wins.
 	AccessRules []string `yaml:"access_rules"`
 	// MaxConnRate and MaxConnRatePerIP bound new connections per second (bursts of one
@@ -205,7 +237,8 @@ func Default() *Config {
 			MaxTopicAlias:              65535,
 			UpgradeQoS:                 false,
 		},
-		SysTopics: SysTopics{SysMsgInterval: Duration(time.Minute)},
+		SysTopics:              SysTopics{SysMsgInterval: Duration(time.Minute)},
+		AuthenticationSettings: defaultAuthnSettings(),
 	}
 }
 
@@ -216,6 +249,7 @@ func defaultListener() Listener {
 		Enable:               true,
 		MaxConnections:       100000,
 		AllowAnonymous:       false,
+		EnableAuthn:          AuthnOn,
 		ProxyProtocolTimeout: Duration(3 * time.Second),
 		TCPOptions: TCPOptions{
 			SendTimeout:   Duration(15 * time.Second),
@@ -241,7 +275,10 @@ func (w *WSListener) setDefaults() { *w = defaultWSListener() }
 
 func defaultSSLOptions() SSLOptions {
 	return SSLOptions{Verify: VerifyNone, Depth: 10, HandshakeTimeout: Duration(15 * time.Second),
-		CRLRefreshInterval: Duration(5 * time.Minute), CRLGrace: Duration(time.Hour)}
+		CRLRefreshInterval: Duration(5 * time.Minute), CRLGrace: Duration(time.Hour),
+		CRLHTTPTimeout: Duration(15 * time.Second),
+		OCSP: OCSP{RefreshInterval: Duration(5 * time.Minute), RefreshHTTPTimeout: Duration(15 * time.Second),
+			ClientOCSPOnError: OCSPOnErrorDeny}}
 }
 
 // setDefaults is called by the loader on a listener it creates for a new name.
@@ -260,5 +297,30 @@ func (o SSLOptions) TLSOptions() tlsconf.ServerOptions {
 		CertFile: o.CertFile, KeyFile: o.KeyFile, CACertFile: o.CACertFile,
 		Versions: o.Versions, Ciphers: o.Ciphers, AllowInsecureCiphers: o.AllowInsecureCiphers,
 		Curves: o.Curves, Verify: string(o.Verify), FailIfNoPeerCert: o.FailIfNoPeerCert, Depth: o.Depth,
+		KeyFilePassword: o.KeyFilePassword, SNICerts: o.sniCerts(),
+		OCSP: tlsconf.OCSPOptions{
+			Stapling: o.OCSP.EnableOCSPStapling, ResponderURL: o.OCSP.ResponderURL, IssuerFile: o.OCSP.IssuerFile,
+			RefreshInterval: o.OCSP.RefreshInterval.Duration(), HTTPTimeout: o.OCSP.RefreshHTTPTimeout.Duration(),
+			VerifyClient: o.OCSP.VerifyClientCertificate, ClientOnError: string(o.OCSP.ClientOCSPOnError),
+		},
 	}
+}
+
+func (o SSLOptions) sniCerts() map[string]tlsconf.CertKey {
+	if len(o.SNICerts) == 0 {
+		return nil
+	}
+	out := make(map[string]tlsconf.CertKey, len(o.SNICerts))
+	for name, c := range o.SNICerts {
+		out[name] = tlsconf.CertKey{CertFile: c.CertFile, KeyFile: c.KeyFile, KeyFilePassword: c.KeyFilePassword}
+	}
+	return out
+}
+
+// RevocationOptions returns where the listener's CRLs come from, and whether it has any.
+func (o SSLOptions) RevocationOptions() (tlsconf.RevocationOptions, bool) {
+	return tlsconf.RevocationOptions{
+		Files: o.CRLFiles, Grace: o.CRLGrace.Duration(),
+		FromDistributionPoints: o.CRLFromDistributionPoints, HTTPTimeout: o.CRLHTTPTimeout.Duration(),
+	}, len(o.CRLFiles) > 0 || o.CRLFromDistributionPoints
 }

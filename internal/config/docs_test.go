@@ -50,6 +50,27 @@ func schemaPath(p string) string {
 	return strings.Join(parts, ".")
 }
 
+// listenerAuthn matches the keys of a listener's own authentication list; they are the
+// keys of the global list and documented once, there.
+var listenerAuthn = regexp.MustCompile(`^listeners\.[a-z]+\.<name>\.(authentication\[\]\..*)$`)
+
+// docKeyPaths is KeyPaths with every listener's authentication keys folded into the
+// global list's.
+func docKeyPaths() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range KeyPaths() {
+		if m := listenerAuthn.FindStringSubmatch(p); m != nil {
+			p = m[1]
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func topLevelKeys() map[string]bool {
 	keys := map[string]bool{}
 	for _, p := range KeyPaths() {
@@ -62,7 +83,7 @@ func topLevelKeys() map[string]bool {
 func TestEveryKeyIsDocumented(t *testing.T) {
 	doc := readDocs(t)
 	var missing []string
-	for _, p := range KeyPaths() {
+	for _, p := range docKeyPaths() {
 		if !strings.Contains(doc, "`"+p+"`") {
 			missing = append(missing, p)
 		}
@@ -76,7 +97,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 func TestDocumentedKeysExist(t *testing.T) {
 	leaves := map[string]bool{}
 	sections := map[string]bool{}
-	for _, p := range KeyPaths() {
+	for _, p := range docKeyPaths() {
 		leaves[p] = true
 		for i := range p {
 			if p[i] == '.' {
@@ -154,7 +175,7 @@ func TestDocumentedDefaults(t *testing.T) {
 			t.Errorf("%s: documented default %q, but Default() has %v", key[1], m[1], actual.Interface())
 		}
 	}
-	if want := len(KeyPaths()); seen != want {
+	if want := len(docKeyPaths()); seen != want {
 		t.Errorf("checked %d defaults; want one per key (%d)", seen, want)
 	}
 }
@@ -165,11 +186,18 @@ func lookupDefault(v reflect.Value, path string) (reflect.Value, bool) {
 	for _, seg := range strings.Split(path, ".") {
 		switch v.Kind() {
 		case reflect.Struct:
-			f, ok := fieldNamed(v.Type(), seg)
+			name, list := strings.CutSuffix(seg, "[]")
+			f, ok := fieldNamed(v.Type(), name)
 			if !ok {
 				return reflect.Value{}, false
 			}
 			v = v.FieldByIndex(f.index)
+			if list {
+				if !isStructList(v.Type()) {
+					return reflect.Value{}, false
+				}
+				v = newElem(v.Type().Elem()) // an entry's defaults
+			}
 		case reflect.Map:
 			if seg != "<name>" {
 				return reflect.Value{}, false
@@ -213,8 +241,10 @@ func TestDocsExamplesLoad(t *testing.T) {
 			if !reflect.DeepEqual(c, Default()) {
 				t.Errorf("the complete example differs from Default()")
 			}
-			for _, p := range KeyPaths() {
+			for _, p := range docKeyPaths() {
+				p = strings.TrimSuffix(p, ".<name>") // a map's entries: its key must appear
 				leaf := p[strings.LastIndexByte(p, '.')+1:]
+				leaf = strings.TrimSuffix(leaf, "[]")
 				if !strings.Contains(b[1], leaf+":") {
 					t.Errorf("the complete example lacks %s", p)
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -77,6 +78,14 @@ func setPath(v reflect.Value, segs []string, text, path, source string, o origin
 			return errUnknownKey
 		}
 		return setPath(v.FieldByIndex(f.index), rest, text, joinPath(path, key), source, o)
+	case reflect.Slice:
+		// A list of mappings: RAMPART_AUTHENTICATION__0__ENABLE changes a key of an entry
+		// the file defined; entries cannot be added from the environment.
+		i, err := strconv.Atoi(key)
+		if err != nil || i < 0 || i >= v.Len() || len(rest) == 0 {
+			return errUnknownKey
+		}
+		return setPath(v.Index(i), rest, text, fmt.Sprintf("%s[%d]", path, i), source, o)
 	case reflect.Map:
 		if len(rest) == 0 {
 			return errSection

@@ -135,6 +135,8 @@ func (d *fileDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	n = deref(n)
 	t := v.Type()
 	switch {
+	case isStructList(t):
+		d.decodeStructList(n, v, path)
 	case t.Kind() == reflect.Slice && !isText(t):
 		d.decodeList(n, v, path)
 	case isLeaf(t):
@@ -243,6 +245,32 @@ func (d *fileDecoder) decodeList(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		list = reflect.Append(list, reflect.ValueOf(item.Value).Convert(v.Type().Elem()))
+	}
+	v.Set(list)
+}
+
+// decodeStructList reads a list of mappings; each entry starts from its type's defaults and
+// its keys are checked like any section's ("authentication[2].mechanism" in errors).
+func (d *fileDecoder) decodeStructList(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "want %s, got %s", want(v.Type()), kindName(n))
+		return
+	}
+	if len(n.Content) == 0 {
+		v.Set(reflect.Zero(v.Type())) // [] is the same as no entries
+		return
+	}
+	list := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+	for i, item := range n.Content {
+		elem := newElem(v.Type().Elem())
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		d.origins[ip] = d.at(deref(item))
+		d.decode(item, elem, ip)
+		list = reflect.Append(list, elem)
 	}
 	v.Set(list)
 }

@@ -142,7 +142,7 @@ func TestLoadFullExample(t *testing.T) {
 	want.Node = Node{Name: "rampart@broker-1", DataDir: "/var/lib/rampart", Durability: DurabilityNone}
 	want.Log = Log{Level: LogDebug, Format: LogJSON}
 	want.Listeners.TCP["default"] = Listener{
-		Enable: true, Bind: "0.0.0.0:1883", MaxConnections: Infinity, AllowAnonymous: true,
+		Enable: true, Bind: "0.0.0.0:1883", MaxConnections: Infinity, AllowAnonymous: true, EnableAuthn: AuthnOn,
 		ProxyProtocolTimeout: Duration(3 * time.Second),
 		TCPOptions:           TCPOptions{SendTimeout: Duration(5 * time.Second), HighWatermark: 256 * KB},
 	}

@@ -61,10 +61,27 @@ func isLeaf(t reflect.Type) bool {
 		return true
 	}
 	switch t.Kind() {
-	case reflect.Bool, reflect.Int, reflect.Float64, reflect.String, reflect.Slice:
+	case reflect.Bool, reflect.Int, reflect.Float64, reflect.String:
 		return true
+	case reflect.Slice:
+		return !isStructList(t)
 	}
 	return false
+}
+
+// isStructList reports whether t is a list of mappings (e.g. the authentication chain)
+// rather than a list of strings.
+func isStructList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct
+}
+
+// newElem returns a new list or map element of type t with its defaults.
+func newElem(t reflect.Type) reflect.Value {
+	elem := reflect.New(t).Elem()
+	if d, ok := elem.Addr().Interface().(interface{ setDefaults() }); ok {
+		d.setDefaults()
+	}
+	return elem
 }
 
 // want describes the value a key of type t takes, for error messages.
@@ -87,6 +104,9 @@ func want(t reflect.Type) string {
 	case reflect.String:
 		return "a string"
 	case reflect.Slice:
+		if isStructList(t) {
+			return "a list of mappings"
+		}
 		return "a list of strings"
 	case reflect.Struct, reflect.Map:
 		return "a mapping of keys"
@@ -110,7 +130,11 @@ func setText(v reflect.Value, text, tag string) error {
 		return fmt.Errorf("want %s, got %s", want(v.Type()), describe(text, tag))
 	}
 	if isText(v.Type()) {
-		if err := accepts("!!str", "!!int", "!!float"); err != nil {
+		tags := []string{"!!str", "!!int", "!!float"}
+		if v.Type() == reflect.TypeFor[AuthnMode]() {
+			tags = append(tags, "!!bool") // enable_authn: true | false | quick_deny_anonymous
+		}
+		if err := accepts(tags...); err != nil {
 			return err
 		}
 		return v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(text))
@@ -193,13 +217,12 @@ func describe(text, tag string) string {
 // mapEntry returns an addressable copy of m[key], or, for a new key, the type's defaults.
 // The caller stores it back with SetMapIndex.
 func mapEntry(m reflect.Value, key string) reflect.Value {
-	elem := reflect.New(m.Type().Elem()).Elem()
 	if old := m.MapIndex(reflect.ValueOf(key)); old.IsValid() {
+		elem := reflect.New(m.Type().Elem()).Elem()
 		elem.Set(old)
-	} else if d, ok := elem.Addr().Interface().(interface{ setDefaults() }); ok {
-		d.setDefaults()
+		return elem
 	}
-	return elem
+	return newElem(m.Type().Elem())
 }
 
 func joinPath(path, key string) string {
@@ -210,7 +233,8 @@ func joinPath(path, key string) string {
 }
 
 // KeyPaths returns every key path of the schema in sorted order, with "<name>" standing
-// for the name of a map entry: "listeners.tcp.<name>.bind", "mqtt.max_packet_size".
+// for the name of a map entry and "[]" for any entry of a list of mappings:
+// "listeners.tcp.<name>.bind", "mqtt.max_packet_size", "authentication[].mechanism".
 func KeyPaths() []string {
 	var out []string
 	var walk func(t reflect.Type, path string)
@@ -218,6 +242,8 @@ func KeyPaths() []string {
 		switch {
 		case isLeaf(t):
 			out = append(out, path)
+		case isStructList(t):
+			walk(t.Elem(), path+"[]")
 		case t.Kind() == reflect.Struct:
 			for _, f := range fieldsOf(t) {
 				walk(f.typ, joinPath(path, f.name))

@@ -59,6 +59,8 @@ func (c *Config) validate(o origins) error {
 	ch.enum("log.level", checkEnum(c.Log.Level, LogDebug, LogInfo, LogWarn, LogError))
 	ch.enum("log.format", checkEnum(c.Log.Format, LogText, LogJSON))
 	c.checkListeners(ch)
+	checkAuthentication(ch, "authentication", c.Authentication)
+	c.checkAuthnSettings(ch)
 	c.checkMQTT(ch)
 	if d := c.SysTopics.SysMsgInterval; d != 0 && d.Duration() < time.Second {
 		ch.add("sys_topics.sys_msg_interval", "must be 0 (disabled) or at least 1s, got %s", d)
@@ -92,6 +94,9 @@ type bound struct {
 	port  int
 	anon  bool // allow_anonymous
 	mtls  bool // every client must present a certificate verified against the listener's CA
+
+	authnMode AuthnMode // enable_authn
+	ownChain  bool      // the listener has its own authentication list
 }
 
 func (c *Config) checkListeners(ch *checker) {
@@ -141,14 +146,16 @@ func (c *Config) checkListeners(ch *checker) {
 			}
 		}
 	}
-	if c.HasAuthenticators {
-		return
-	}
 	for _, b := range enabled {
 		// A listener that requires a verified client certificate authenticates every
-		// client by it.
-		if !allLoopback(b.hosts) && !b.anon && !b.mtls {
-			ch.add(b.path+".bind", "binds %s (not loopback) with no authenticator; configure authentication or set allow_anonymous: true explicitly", b.bind)
+		// client by it; otherwise it needs a chain (its own or the global one).
+		authenticated := b.authnMode != AuthnOff && (b.ownChain || len(c.Authentication) > 0)
+		if !allLoopback(b.hosts) && !b.anon && !b.mtls && !authenticated {
+			why := "with no authenticator; configure authentication"
+			if b.authnMode == AuthnOff {
+				why = "with enable_authn: false; turn authentication on"
+			}
+			ch.add(b.path+".bind", "binds %s (not loopback) %s or set allow_anonymous: true explicitly", b.bind, why)
 		}
 	}
 }
@@ -183,6 +190,19 @@ func checkTLS(ch *checker, path string, o SSLOptions, id CertIdentity) {
 	if o.CRLGrace < 0 {
 		ch.add(sp+".crl_grace", "must not be negative, got %s", o.CRLGrace)
 	}
+	if o.CRLFromDistributionPoints && o.Verify != VerifyPeer {
+		ch.add(sp+".crl_from_distribution_points", "needs verify: verify_peer (revocation applies to client certificates)")
+	}
+	if o.CRLHTTPTimeout <= 0 || o.CRLHTTPTimeout > Duration(5*time.Minute) {
+		ch.add(sp+".crl_http_timeout", "must be between 1ms and 5m, got %s", o.CRLHTTPTimeout)
+	}
+	if o.OCSP.RefreshInterval < Duration(time.Second) {
+		ch.add(sp+".ocsp.refresh_interval", "must be at least 1s, got %s", o.OCSP.RefreshInterval)
+	}
+	if o.OCSP.RefreshHTTPTimeout <= 0 || o.OCSP.RefreshHTTPTimeout > Duration(5*time.Minute) {
+		ch.add(sp+".ocsp.refresh_http_timeout", "must be between 1ms and 5m, got %s", o.OCSP.RefreshHTTPTimeout)
+	}
+	ch.enum(sp+".ocsp.client_ocsp_on_error", checkEnum(o.OCSP.ClientOCSPOnError, OCSPOnErrorDeny, OCSPOnErrorAllow))
 	// The rest (files named, versions, ciphers, curves, verify, depth) is the TLS
 	// package's to judge; each of its errors starts with the option's name.
 	to := o.TLSOptions()
@@ -244,8 +264,10 @@ func checkListener(ch *checker, path, name string, l Listener) (bound, bool) {
 	} else if hosts, port, err := parseBind(l.Bind); err != nil {
 		ch.add(path+".bind", "%v", err)
 	} else {
-		b, ok = bound{path: path, bind: l.Bind, hosts: hosts, port: port, anon: l.AllowAnonymous}, l.Enable
+		b, ok = bound{path: path, bind: l.Bind, hosts: hosts, port: port, anon: l.AllowAnonymous,
+			authnMode: l.EnableAuthn, ownChain: len(l.Authentication) > 0}, l.Enable
 	}
+	checkAuthentication(ch, path+".authentication", l.Authentication)
 	if _, err := listener.ParseAccessRules(l.AccessRules); err != nil {
 		ch.add(path+".access_rules", "%v", err)
 	}
@@ -453,4 +475,27 @@ func ProxyTrusted(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func (c *Config) checkAuthnSettings(ch *checker) {
+	s := c.AuthenticationSettings
+	const p = "authentication_settings"
+	ch.durRange(p+".timeout", s.Timeout, 100*time.Millisecond, 5*time.Minute)
+	if s.HashConcurrency < 0 {
+		ch.add(p+".hash_concurrency", "must not be negative (0 = one per CPU), got %d", s.HashConcurrency)
+	}
+	f := s.FailureLimit
+	if !f.Enable {
+		return
+	}
+	fp := p + ".failure_limit"
+	ch.intRange(fp+".max_failures_per_user", f.MaxFailuresPerUser, 1, 1000000)
+	ch.intRange(fp+".max_failures_per_ip", f.MaxFailuresPerIP, 1, 1000000)
+	ch.durRange(fp+".window", f.Window, time.Second, 24*time.Hour)
+	ch.durRange(fp+".delay", f.Delay, 0, time.Minute)
+	ch.durRange(fp+".max_delay", f.MaxDelay, 0, time.Minute)
+	ch.durRange(fp+".cooldown", f.Cooldown, time.Second, 24*time.Hour)
+	ch.intRange(fp+".max_entries", f.MaxEntries, 100, 100000000)
+	ch.intRange(fp+".ipv4_prefix", f.IPv4Prefix, 8, 32)
+	ch.intRange(fp+".ipv6_prefix", f.IPv6Prefix, 16, 128)
 }

@@ -83,7 +83,8 @@ func TestValidate(t *testing.T) {
 			tcp(c, "public", func(l *Listener) { l.Bind, l.AllowAnonymous = "0.0.0.0:1884", true })
 		}, nil},
 		{"non-loopback with authenticators", func(c *Config) {
-			c.HasAuthenticators = true
+			c.Authentication = []Authenticator{defaultAuthenticator()}
+			c.Authentication[0].Mechanism, c.Authentication[0].Backend = MechPasswordBased, BackendBuiltIn
 			tcp(c, "public", func(l *Listener) { l.Bind = "0.0.0.0:1884" })
 		}, nil},
 		{"disabled non-loopback listener", func(c *Config) {

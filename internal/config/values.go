@@ -422,3 +422,18 @@ type CertField string
 func (f *CertField) UnmarshalText(b []byte) error {
 	return setEnum(f, string(b), "", "cn", "dn", "san_dns", "san_uri", "crt_sha256")
 }
+
+// OCSPOnError is what happens to a client whose certificate's OCSP responder cannot give
+// a verified answer.
+type OCSPOnError string
+
+// The values of ssl_options.ocsp.client_ocsp_on_error.
+const (
+	OCSPOnErrorDeny  OCSPOnError = "deny"
+	OCSPOnErrorAllow OCSPOnError = "allow"
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (e *OCSPOnError) UnmarshalText(b []byte) error {
+	return setEnum(e, string(b), OCSPOnErrorDeny, OCSPOnErrorAllow)
+}

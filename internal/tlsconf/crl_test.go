@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -37,7 +38,7 @@ func TestRevocation(t *testing.T) {
 	}
 	serve := func(t *testing.T, files []string, grace time.Duration) (*testServer, *Revocation) {
 		t.Helper()
-		rev, err := NewRevocation(files, grace)
+		rev, err := NewRevocation(RevocationOptions{Files: files, Grace: grace})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func TestRevocation(t *testing.T) {
 			t.Fatal("Revoked before the CRL lists it")
 		}
 		p.writeCRL("live.pem", p.inter.cert, p.inter.key, 2, day, p.client.cert.SerialNumber)
-		if err := rev.Refresh(); err != nil {
+		if err := rev.Refresh(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if !rev.Revoked(p.inter.cert.Subject.String(), p.client.cert.SerialNumber.String()) {
@@ -114,7 +115,7 @@ func TestRevocation(t *testing.T) {
 			if tc.content != "" {
 				path = p.writeFile(tc.name, []byte(tc.content))
 			}
-			if _, err := NewRevocation([]string{path}, 0); err == nil || !strings.Contains(err.Error(), tc.name) {
+			if _, err := NewRevocation(RevocationOptions{Files: []string{path}}); err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("%s: NewRevocation = %v, want an error naming the file", tc.name, err)
 			}
 		}

@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,41 +16,27 @@ import (
 
 // Reloader holds a listener's TLS configuration and replaces it when its files change,
 // without touching established connections: each new handshake takes the configuration
-// current at that moment. A replacement that does not load (a corrupt or mismatched file)
-// is refused and the previous configuration stays in use.
+// current at that moment. A replacement that does not load (a corrupt or mismatched file,
+// a wrong key password) is refused and the previous configuration stays in use. With OCSP
+// stapling, Watch also keeps a verified staple for every certificate.
 type Reloader struct {
 	o   ServerOptions
 	log *slog.Logger
+	on  *online
 	cur atomic.Pointer[tls.Config]
+	set atomic.Pointer[certSet]
+	// reloaded wakes the stapling loop after a reload, so that new certificates get
+	// their staple at once.
+	reloaded chan struct{}
 
 	mu    sync.Mutex // serialises reloads
 	stamp string     // sizes and modification times of the files last loaded
-	rev   *Revocation
 }
 
 // UseRevocation makes every handshake from now on check client certificates against rev,
 // across reloads too. Call it before the listener serves.
 func (r *Reloader) UseRevocation(rev *Revocation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rev = rev
-	r.store(r.cur.Load().Clone())
-}
-
-// store makes cfg current, adding the revocation check when there is one.
-func (r *Reloader) store(cfg *tls.Config) {
-	if r.rev != nil {
-		prev, rev := cfg.VerifyConnection, r.rev
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if prev != nil {
-				if err := prev(cs); err != nil {
-					return err
-				}
-			}
-			return rev.Check(cs)
-		}
-	}
-	r.cur.Store(cfg)
+	r.on.rev.Store(rev)
 }
 
 // NewReloader loads the files once; errors name the file, as NewServer's do.
@@ -55,13 +44,14 @@ func NewReloader(o ServerOptions, log *slog.Logger) (*Reloader, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Reloader{o: o, log: log}
+	r := &Reloader{o: o, log: log, on: newOnline(o, log), reloaded: make(chan struct{}, 1)}
 	stamp := r.fileStamp()
-	cfg, err := NewServer(o)
+	cfg, set, err := build(o, r.on)
 	if err != nil {
 		return nil, err
 	}
 	r.cur.Store(cfg)
+	r.set.Store(set)
 	r.stamp = stamp
 	return r, nil
 }
@@ -82,19 +72,59 @@ func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stamp := r.fileStamp()
-	cfg, err := NewServer(r.o)
+	cfg, set, err := build(r.o, r.on)
 	if err != nil {
 		r.stamp = stamp // do not retry the same broken files every poll
 		return fmt.Errorf("reload refused, the previous certificate stays in use: %w", err)
 	}
-	r.store(cfg)
+	r.set.Store(set)
+	r.cur.Store(cfg)
 	r.stamp = stamp
+	select {
+	case r.reloaded <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
+// RefreshOCSP fetches and verifies an OCSP response for every served certificate now,
+// staples those that say "good", and returns when they should be fetched again. Without
+// stapling it does nothing.
+func (r *Reloader) RefreshOCSP(ctx context.Context) (time.Time, error) {
+	if r.on.staples == nil {
+		return time.Time{}, nil
+	}
+	return r.on.staples.refresh(ctx, r.set.Load())
+}
+
+// staple keeps the staples fresh until ctx ends: before each response's nextUpdate, on
+// refresh_interval, and right after a reload. A failed refresh is logged; the server then
+// staples nothing for a certificate whose last good response has expired.
+func (r *Reloader) staple(ctx context.Context, name string) {
+	for {
+		next, err := r.RefreshOCSP(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("OCSP stapling: no fresh response; a certificate without a valid one is served without a staple",
+				"listener", name, "err", err)
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-r.reloaded:
+			t.Stop()
+		}
+	}
+}
+
 // Watch polls the files every interval until ctx ends and reloads when one changed,
-// logging the outcome.
+// logging the outcome. With OCSP stapling it also keeps the staples fresh.
 func (r *Reloader) Watch(ctx context.Context, interval time.Duration, name string) {
+	if r.on.staples != nil {
+		go r.staple(ctx, name)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -121,10 +151,16 @@ func (r *Reloader) ReloadAndLog(name, why string) {
 	r.log.Info("TLS certificates reloaded", "listener", name, "why", why)
 }
 
-// fileStamp summarises the size and modification time of every file of the options.
+// fileStamp summarises the size and modification time of every file of the options,
+// password files and SNI certificates included.
 func (r *Reloader) fileStamp() string {
+	files := []string{r.o.CertFile, r.o.KeyFile, passwordFile(r.o.KeyFilePassword), r.o.CACertFile, r.o.OCSP.IssuerFile}
+	for _, name := range slices.Sorted(maps.Keys(r.o.SNICerts)) {
+		ck := r.o.SNICerts[name]
+		files = append(files, ck.CertFile, ck.KeyFile, passwordFile(ck.KeyFilePassword))
+	}
 	stamp := ""
-	for _, f := range []string{r.o.CertFile, r.o.KeyFile, r.o.CACertFile} {
+	for _, f := range files {
 		if f == "" {
 			continue
 		}
@@ -135,4 +171,12 @@ func (r *Reloader) fileStamp() string {
 		}
 	}
 	return stamp
+}
+
+// passwordFile returns the file a keyfile_password names, or "".
+func passwordFile(ref string) string {
+	if f, ok := strings.CutPrefix(ref, "file:"); ok {
+		return f
+	}
+	return ""
 }

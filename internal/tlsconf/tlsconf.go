@@ -20,6 +20,14 @@
 //     against cacertfile, at most depth intermediate CA certificates deep.
 //   - Session tickets stay on, with Go's automatic ticket key rotation.
 //
+// Beyond one certificate: the key file may be encrypted (keyfile.go), further
+// certificates are chosen by the server name a client sends (certs.go), an OCSP response
+// is stapled to each certificate and client certificates may be checked with OCSP
+// (ocsp.go), and client certificates are checked against CRLs from files and from their
+// distribution points (crl.go). Everything fetched over the network is bounded in size
+// and time and verified against the issuer before it is believed; a client whose
+// revocation status cannot be established is refused unless configured otherwise.
+//
 // PeerIdentity reports what a client certificate says only when the handshake verified
 // it; a certificate the server did not verify never yields an identity.
 package tlsconf
@@ -35,8 +43,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +74,12 @@ type ServerOptions struct {
 	Verify               string   // "verify_none" (default) or "verify_peer"
 	FailIfNoPeerCert     bool     // with verify_peer: a client without a certificate is refused
 	Depth                int      // maximum number of intermediate CA certificates in a client chain; 0 = default 10
+	KeyFilePassword      string   // "file:/path" or "env:NAME" when KeyFile is encrypted; "" = not encrypted
+
+	// SNICerts are further certificates, by the server name (or "*.parent" wildcard) a
+	// client asks for; a client asking for another name, or none, gets CertFile.
+	SNICerts map[string]CertKey
+	OCSP     OCSPOptions
 }
 
 // settings is the result of validating ServerOptions, before any file is read.
@@ -89,6 +107,24 @@ func (o *ServerOptions) settings() (settings, error) {
 	if strings.TrimSpace(o.KeyFile) == "" {
 		errs = append(errs, errors.New("keyfile: is required"))
 	}
+	if err := checkPasswordRef(o.KeyFilePassword); err != nil {
+		errs = append(errs, fmt.Errorf("keyfile_password: %w", err))
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.SNICerts)) {
+		ck := o.SNICerts[name]
+		if err := checkSNIName(name); err != nil {
+			errs = append(errs, fmt.Errorf("sni_certs: %q %w", name, err))
+		}
+		if strings.TrimSpace(ck.CertFile) == "" {
+			errs = append(errs, fmt.Errorf("sni_certs.%s.certfile: is required", name))
+		}
+		if strings.TrimSpace(ck.KeyFile) == "" {
+			errs = append(errs, fmt.Errorf("sni_certs.%s.keyfile: is required", name))
+		}
+		if err := checkPasswordRef(ck.KeyFilePassword); err != nil {
+			errs = append(errs, fmt.Errorf("sni_certs.%s.keyfile_password: %w", name, err))
+		}
+	}
 	var err error
 	if s.minVersion, s.maxVersion, err = parseVersions(o.Versions); err != nil {
 		errs = append(errs, err)
@@ -114,6 +150,7 @@ func (o *ServerOptions) settings() (settings, error) {
 	default:
 		errs = append(errs, fmt.Errorf("verify: %q is not valid; use verify_none or verify_peer", o.Verify))
 	}
+	errs = append(errs, o.OCSP.check(s.verifyPeer)...)
 	switch {
 	case o.Depth < 0:
 		errs = append(errs, fmt.Errorf("depth: %d is negative; use 0 for the default (%d) or a positive number", o.Depth, DefaultDepth))
@@ -129,22 +166,87 @@ func (o *ServerOptions) settings() (settings, error) {
 }
 
 // NewServer reads the files and returns a *tls.Config for a listener. Errors name the file.
+// It serves no OCSP staple: staples are fetched by a Reloader's Watch.
 func NewServer(o ServerOptions) (*tls.Config, error) {
+	cfg, _, err := build(o, newOnline(o, nil))
+	return cfg, err
+}
+
+// online is the state that outlives one reading of the files: the OCSP staples, the
+// client OCSP cache and the revocation lists in use.
+type online struct {
+	staples    *stapler    // nil without OCSP stapling
+	clientOCSP *clientOCSP // nil without OCSP checks of client certificates
+	rev        atomic.Pointer[Revocation]
+}
+
+func newOnline(o ServerOptions, log *slog.Logger) *online {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	on := &online{}
+	if !o.OCSP.Stapling && !o.OCSP.VerifyClient {
+		return on
+	}
+	client := newHTTPClient()
+	if o.OCSP.Stapling {
+		on.staples = &stapler{client: client, timeout: o.OCSP.httpTimeout(), interval: o.OCSP.refreshInterval()}
+	}
+	if o.OCSP.VerifyClient {
+		on.clientOCSP = newClientOCSP(o.OCSP, client, log)
+	}
+	return on
+}
+
+// getCertificate picks the certificate for the client's server name and adds its
+// staple when a valid one is at hand.
+func (on *online) getCertificate(set *certSet) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		sc := set.pick(hello.ServerName)
+		if on.staples == nil {
+			return sc.cert, nil
+		}
+		st := on.staples.forCert(sc.fp, time.Now())
+		if st == nil {
+			return sc.cert, nil
+		}
+		c := *sc.cert
+		c.OCSPStaple = st
+		return &c, nil
+	}
+}
+
+// verifier checks a verified client chain: its depth, then the revocation lists, then
+// OCSP (the network last).
+func (on *online) verifier(depth int) func(tls.ConnectionState) error {
+	checkDepth := depthVerifier(depth)
+	return func(cs tls.ConnectionState) error {
+		if err := checkDepth(cs); err != nil {
+			return err
+		}
+		if rev := on.rev.Load(); rev != nil {
+			if err := rev.Check(cs); err != nil {
+				return err
+			}
+		}
+		if on.clientOCSP != nil {
+			return on.clientOCSP.check(cs)
+		}
+		return nil
+	}
+}
+
+// build reads the files and returns the listener configuration and its certificates.
+func build(o ServerOptions, on *online) (*tls.Config, *certSet, error) {
 	s, err := o.settings()
 	if err != nil {
-		return nil, fmt.Errorf("ssl_options: %w", err)
+		return nil, nil, fmt.Errorf("ssl_options: %w", err)
 	}
-	cert, err := loadKeyPair(o.CertFile, o.KeyFile, time.Now())
+	set, err := loadCertSet(&o, s, time.Now())
 	if err != nil {
-		return nil, err
-	}
-	if s.minVersion <= tls.VersionTLS12 {
-		if err := checkSuitesFitKey(s.ciphers, cert.Leaf, o.CertFile); err != nil {
-			return nil, err
-		}
+		return nil, nil, err
 	}
 	cfg := &tls.Config{
-		Certificates:     []tls.Certificate{cert},
 		MinVersion:       s.minVersion,
 		MaxVersion:       s.maxVersion,
 		CipherSuites:     s.ciphers,
@@ -156,10 +258,17 @@ func NewServer(o ServerOptions) (*tls.Config, error) {
 		// checked by VerifyConnection again.
 		SessionTicketsDisabled: false,
 	}
+	if len(set.all) > 1 || on.staples != nil {
+		// Only: with Certificates set, Go would not ask GetCertificate about a client
+		// that sends no server name.
+		cfg.GetCertificate = on.getCertificate(set)
+	} else {
+		cfg.Certificates = []tls.Certificate{*set.def.cert}
+	}
 	if s.verifyPeer {
 		pool, err := loadCAPool(o.CACertFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfg.ClientCAs = pool
 		if o.FailIfNoPeerCert {
@@ -167,9 +276,9 @@ func NewServer(o ServerOptions) (*tls.Config, error) {
 		} else {
 			cfg.ClientAuth = tls.VerifyClientCertIfGiven
 		}
-		cfg.VerifyConnection = depthVerifier(s.depth)
+		cfg.VerifyConnection = on.verifier(s.depth)
 	}
-	return cfg, nil
+	return cfg, set, nil
 }
 
 // depthVerifier refuses a client whose verified chains are all longer than the leaf,
@@ -192,9 +301,10 @@ func depthVerifier(depth int) func(tls.ConnectionState) error {
 	}
 }
 
-// loadKeyPair reads the certificate chain and key, checks that they match, that the leaf
-// is within its validity period at now, and that the chain is in order (leaf first).
-func loadKeyPair(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
+// loadKeyPair reads the certificate chain and key (decrypting the key with the password
+// passwordRef names), checks that they match, that the leaf is within its validity period
+// at now, and that the chain is in order (leaf first).
+func loadKeyPair(certFile, keyFile, passwordRef string, now time.Time) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certfile %q: %w", certFile, err)
@@ -203,7 +313,12 @@ func loadKeyPair(certFile, keyFile string, now time.Time) (tls.Certificate, erro
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("keyfile %q: %w", keyFile, err)
 	}
+	keyPEM, err = decryptKeyPEM(keyFile, keyPEM, passwordRef)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certfile %q, keyfile %q: %w", certFile, keyFile, err)
 	}

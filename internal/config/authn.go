@@ -1,0 +1,328 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Mechanism names of an authentication entry.
+const (
+	MechPasswordBased = "password_based"
+	MechJWT           = "jwt"
+	MechSCRAM         = "scram"
+	MechCinfo         = "cinfo"
+	MechX509          = "x509"
+)
+
+// Backend names of password_based and scram entries.
+const (
+	BackendBuiltIn = "built_in_database"
+	BackendHTTP    = "http"
+)
+
+// Authenticator is one entry of an authentication chain. Which keys apply depends on the
+// mechanism (and backend); the `mech` tag lists the kinds a key belongs to, and a key set
+// for another kind is a configuration error.
+type Authenticator struct {
+	Mechanism string `yaml:"mechanism"`
+	Backend   string `yaml:"backend"`
+	Enable    bool   `yaml:"enable"`
+	// Precondition is an expression over client information; the entry runs only for
+	// clients it is true for (e.g. listener == "ssl:default").
+	Precondition string `yaml:"precondition"`
+	// OnError is deny (a backend error or timeout refuses the client) or ignore (the next
+	// authenticator decides).
+	OnError string `yaml:"on_error"`
+
+	// The built-in database (password_based and scram).
+	UserIDType            string       `yaml:"user_id_type" mech:"password_based:built_in_database"`
+	PasswordHashAlgorithm PasswordHash `yaml:"password_hash_algorithm" mech:"password_based:built_in_database"`
+	BootstrapFile         string       `yaml:"bootstrap_file" mech:"password_based:built_in_database"`
+	BootstrapType         string       `yaml:"bootstrap_type" mech:"password_based:built_in_database"`
+
+	// SCRAM and JWT share the key name algorithm, as EMQX's configuration does.
+	Algorithm      string `yaml:"algorithm" mech:"scram:built_in_database,jwt"`
+	IterationCount int    `yaml:"iteration_count" mech:"scram:built_in_database"`
+
+	// JWT.
+	From                  string            `yaml:"from" mech:"jwt"`
+	UseJWKS               bool              `yaml:"use_jwks" mech:"jwt"`
+	Secret                string            `yaml:"secret" mech:"jwt"`
+	SecretBase64Encoded   bool              `yaml:"secret_base64_encoded" mech:"jwt"`
+	PublicKey             string            `yaml:"public_key" mech:"jwt"`
+	Endpoint              string            `yaml:"endpoint" mech:"jwt"`
+	RefreshInterval       Duration          `yaml:"refresh_interval" mech:"jwt"`
+	VerifyClaims          map[string]string `yaml:"verify_claims" mech:"jwt"`
+	ACLClaimName          string            `yaml:"acl_claim_name" mech:"jwt"`
+	IsSuperuserClaim      string            `yaml:"is_superuser_claim" mech:"jwt"`
+	ClientAttrs           map[string]string `yaml:"client_attrs" mech:"jwt"`
+	RequireExp            bool              `yaml:"require_exp" mech:"jwt"`
+	Leeway                Duration          `yaml:"leeway" mech:"jwt"`
+	DisconnectAfterExpire bool              `yaml:"disconnect_after_expire" mech:"jwt"`
+
+	// HTTP service.
+	Method         string            `yaml:"method" mech:"password_based:http"`
+	URL            string            `yaml:"url" mech:"password_based:http"`
+	Body           map[string]string `yaml:"body" mech:"password_based:http"`
+	Headers        map[string]string `yaml:"headers" mech:"password_based:http"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"password_based:http,jwt"`
+	MaxConcurrency int               `yaml:"max_concurrency" mech:"password_based:http"`
+	// AllowPlainHTTP permits an http:// URL to a host that is not loopback (passwords
+	// then cross the network in clear text).
+	AllowPlainHTTP bool `yaml:"allow_plain_http" mech:"password_based:http"`
+
+	// Outbound TLS of the HTTP service and the JWKS endpoint.
+	SSL ClientSSL `yaml:"ssl" mech:"password_based:http,jwt"`
+
+	// cinfo rules.
+	Checks []CinfoCheck `yaml:"checks" mech:"cinfo"`
+
+	// X.509 certificate identity.
+	RequireClientIDMatch string `yaml:"require_clientid_match" mech:"x509"`
+}
+
+// PasswordHash chooses the hash of new and upgraded passwords in the built-in database,
+// or the algorithm of hashes imported by bootstrap_type hash.
+type PasswordHash struct {
+	// Name is argon2id, bcrypt, pbkdf2, sha256 or sha512 (salted, for imported users).
+	Name         string `yaml:"name"`
+	MacFun       string `yaml:"mac_fun"`       // pbkdf2: sha256 or sha512
+	Iterations   int    `yaml:"iterations"`    // argon2id passes / pbkdf2 rounds; 0 = the algorithm's default
+	Memory       Size   `yaml:"memory"`        // argon2id
+	Parallelism  int    `yaml:"parallelism"`   // argon2id
+	SaltRounds   int    `yaml:"salt_rounds"`   // bcrypt cost
+	SaltPosition string `yaml:"salt_position"` // sha256/sha512: prefix or suffix
+}
+
+// ClientSSL configures TLS for an outbound https connection (JWKS, HTTP service). The
+// server is verified unless verify: verify_none and allow_verify_none: true.
+type ClientSSL struct {
+	CACertFile           string `yaml:"cacertfile"`
+	CertFile             string `yaml:"certfile"`
+	KeyFile              string `yaml:"keyfile"`
+	ServerNameIndication string `yaml:"server_name_indication"`
+	Verify               Verify `yaml:"verify"`
+	AllowVerifyNone      bool   `yaml:"allow_verify_none"`
+}
+
+// CinfoCheck is one rule of a cinfo authenticator: when every expression of is_match is
+// true for a client, result (allow, deny or ignore) decides.
+type CinfoCheck struct {
+	IsMatch []string `yaml:"is_match"`
+	Result  string   `yaml:"result"`
+}
+
+func (c *CinfoCheck) setDefaults() { *c = CinfoCheck{Result: "allow"} }
+
+// AuthnSettings are the parts of authentication shared by every chain.
+type AuthnSettings struct {
+	// Timeout bounds one client's authentication (every authenticator of the chain).
+	Timeout Duration `yaml:"timeout"`
+	// HashConcurrency bounds password hash computations running at once; 0 = one per CPU.
+	HashConcurrency int `yaml:"hash_concurrency"`
+	// FailureLimit is the brute-force defence in front of every chain.
+	FailureLimit FailureLimit `yaml:"failure_limit"`
+}
+
+// FailureLimit counts failed authentications per user name and per client address.
+type FailureLimit struct {
+	Enable             bool     `yaml:"enable"`
+	MaxFailuresPerUser int      `yaml:"max_failures_per_user"`
+	MaxFailuresPerIP   int      `yaml:"max_failures_per_ip"`
+	Window             Duration `yaml:"window"`
+	Delay              Duration `yaml:"delay"`
+	MaxDelay           Duration `yaml:"max_delay"`
+	Cooldown           Duration `yaml:"cooldown"`
+	MaxEntries         int      `yaml:"max_entries"`
+	IPv4Prefix         int      `yaml:"ipv4_prefix"`
+	IPv6Prefix         int      `yaml:"ipv6_prefix"`
+}
+
+func defaultAuthnSettings() AuthnSettings {
+	return AuthnSettings{
+		Timeout: Duration(10 * time.Second),
+		FailureLimit: FailureLimit{
+			Enable: true, MaxFailuresPerUser: 5, MaxFailuresPerIP: 20, Window: Duration(time.Minute),
+			Delay: Duration(200 * time.Millisecond), MaxDelay: Duration(2 * time.Second),
+			Cooldown: Duration(5 * time.Minute), MaxEntries: 100000, IPv4Prefix: 32, IPv6Prefix: 64,
+		},
+	}
+}
+
+func defaultAuthenticator() Authenticator {
+	return Authenticator{
+		Enable:                true,
+		OnError:               "deny",
+		UserIDType:            "username",
+		PasswordHashAlgorithm: PasswordHash{Name: "argon2id", MacFun: "sha256", Memory: 19 * MB, Parallelism: 1, SaltRounds: 12, SaltPosition: "prefix"},
+		BootstrapType:         "plain",
+		IterationCount:        4096,
+		From:                  "password",
+		RefreshInterval:       Duration(5 * time.Minute),
+		ACLClaimName:          "acl",
+		RequireExp:            true,
+		DisconnectAfterExpire: true,
+		Method:                "post",
+		RequestTimeout:        Duration(5 * time.Second),
+		MaxConcurrency:        64,
+		SSL:                   ClientSSL{Verify: VerifyPeer},
+		RequireClientIDMatch:  "none",
+	}
+}
+
+// setDefaults is called by the loader on every new entry of an authentication list.
+func (a *Authenticator) setDefaults() { *a = defaultAuthenticator() }
+
+// SCRAMAlgorithm is the hash of a scram entry: algorithm, or sha256 when it is empty.
+func (a *Authenticator) SCRAMAlgorithm() string {
+	if a.Algorithm == "" {
+		return "sha256"
+	}
+	return a.Algorithm
+}
+
+// Kind names the entry as the `mech` tags do: "jwt", "password_based:http".
+func (a *Authenticator) Kind() string {
+	if a.Backend == "" {
+		return a.Mechanism
+	}
+	return a.Mechanism + ":" + a.Backend
+}
+
+// AuthnMode is a listener's enable_authn: true, false or quick_deny_anonymous.
+type AuthnMode string
+
+// AuthnMode values.
+const (
+	AuthnOn                 AuthnMode = "true"
+	AuthnOff                AuthnMode = "false"
+	AuthnQuickDenyAnonymous AuthnMode = "quick_deny_anonymous"
+)
+
+// UnmarshalText accepts true, false or quick_deny_anonymous.
+func (m *AuthnMode) UnmarshalText(b []byte) error {
+	return setEnum(m, strings.ToLower(string(b)), AuthnOn, AuthnOff, AuthnQuickDenyAnonymous)
+}
+
+var kinds = map[string]bool{
+	MechPasswordBased + ":" + BackendBuiltIn: true,
+	MechPasswordBased + ":" + BackendHTTP:    true,
+	MechSCRAM + ":" + BackendBuiltIn:         true,
+	MechJWT:                                  true,
+	MechCinfo:                                true,
+	MechX509:                                 true,
+}
+
+// checkAuthentication checks one chain (the global one or a listener's).
+func checkAuthentication(ch *checker, path string, list []Authenticator) {
+	def := defaultAuthenticator()
+	dv := reflect.ValueOf(def)
+	for i := range list {
+		a := &list[i]
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if !kinds[a.Kind()] {
+			ch.add(p+".mechanism", "mechanism %q with backend %q is not supported; want password_based (built_in_database or http), scram (built_in_database), jwt, cinfo or x509", a.Mechanism, a.Backend)
+			continue
+		}
+		av := reflect.ValueOf(*a)
+		t := av.Type()
+		for j := 0; j < t.NumField(); j++ {
+			f := t.Field(j)
+			tag := f.Tag.Get("mech")
+			if tag == "" || belongs(tag, a.Kind()) {
+				continue
+			}
+			if !reflect.DeepEqual(av.Field(j).Interface(), dv.Field(j).Interface()) {
+				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				ch.add(p+"."+name, "does not apply to mechanism %s (it belongs to %s)", a.Kind(), strings.ReplaceAll(tag, ",", " and "))
+			}
+		}
+		ch.enum(p+".on_error", checkEnum(a.OnError, "deny", "ignore"))
+		if len(a.Precondition) > 4096 {
+			ch.add(p+".precondition", "longer than 4096 characters")
+		}
+		switch a.Kind() {
+		case MechPasswordBased + ":" + BackendBuiltIn:
+			ch.enum(p+".user_id_type", checkEnum(a.UserIDType, "username", "clientid"))
+			ch.enum(p+".bootstrap_type", checkEnum(a.BootstrapType, "plain", "hash"))
+			checkPasswordHash(ch, p+".password_hash_algorithm", a.PasswordHashAlgorithm)
+		case MechSCRAM + ":" + BackendBuiltIn:
+			ch.enum(p+".algorithm", checkEnum(a.SCRAMAlgorithm(), "sha256", "sha512"))
+			ch.intRange(p+".iteration_count", a.IterationCount, 4096, 10000000)
+		case MechJWT:
+			checkJWT(ch, p, a)
+		case MechPasswordBased + ":" + BackendHTTP:
+			if !strings.HasPrefix(a.URL, "https://") && !strings.HasPrefix(a.URL, "http://") {
+				ch.add(p+".url", "want an http:// or https:// URL, got %q", a.URL)
+			}
+			ch.enum(p+".method", checkEnum(a.Method, "post", "get"))
+			ch.durRange(p+".request_timeout", a.RequestTimeout, 100*time.Millisecond, time.Minute)
+			ch.intRange(p+".max_concurrency", a.MaxConcurrency, 1, 10000)
+		case MechCinfo:
+			if len(a.Checks) == 0 {
+				ch.add(p+".checks", "a cinfo authenticator needs at least one check")
+			}
+			for k, c := range a.Checks {
+				cp := fmt.Sprintf("%s.checks[%d]", p, k)
+				if len(c.IsMatch) == 0 {
+					ch.add(cp+".is_match", "needs at least one expression")
+				}
+				ch.enum(cp+".result", checkEnum(c.Result, "allow", "deny", "ignore"))
+			}
+		case MechX509:
+			ch.enum(p+".require_clientid_match", checkEnum(a.RequireClientIDMatch, "none", "cn", "dn", "san_dns", "san_uri"))
+		}
+	}
+}
+
+func belongs(tag, kind string) bool {
+	for _, k := range strings.Split(tag, ",") {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func checkPasswordHash(ch *checker, p string, h PasswordHash) {
+	ch.enum(p+".name", checkEnum(h.Name, "argon2id", "bcrypt", "pbkdf2", "sha256", "sha512"))
+	ch.enum(p+".mac_fun", checkEnum(h.MacFun, "sha256", "sha512"))
+	ch.enum(p+".salt_position", checkEnum(h.SaltPosition, "prefix", "suffix"))
+	if h.Iterations < 0 {
+		ch.add(p+".iterations", "must not be negative")
+	}
+}
+
+func checkJWT(ch *checker, p string, a *Authenticator) {
+	ch.enum(p+".from", checkEnum(a.From, "password", "username"))
+	if a.UseJWKS {
+		if !strings.HasPrefix(a.Endpoint, "https://") {
+			ch.add(p+".endpoint", "a JWKS endpoint must be an https:// URL, got %q", a.Endpoint)
+		}
+		if a.Secret != "" || a.PublicKey != "" {
+			ch.add(p+".use_jwks", "with use_jwks: true, secret and public_key are not used; remove them")
+		}
+	} else {
+		def := defaultAuthenticator()
+		if a.Endpoint != "" || a.RefreshInterval != def.RefreshInterval || a.SSL != def.SSL {
+			ch.add(p+".use_jwks", "endpoint, refresh_interval and ssl are only used with use_jwks: true")
+		}
+		switch a.Algorithm {
+		case "hmac-based":
+			if !strings.HasPrefix(a.Secret, "file:") && !strings.HasPrefix(a.Secret, "env:") {
+				ch.add(p+".secret", "give the HMAC secret as file:/path or env:NAME, never inline")
+			}
+		case "public-key":
+			if a.PublicKey == "" {
+				ch.add(p+".public_key", "a PEM public key file is required with algorithm public-key")
+			}
+		default:
+			ch.add(p+".algorithm", "want hmac-based or public-key (or use_jwks: true), got %q", a.Algorithm)
+		}
+	}
+	if l := a.Leeway.Duration(); l < 0 || l > 5*time.Minute {
+		ch.add(p+".leeway", "must be between 0s and 5m, got %s", a.Leeway)
+	}
+}

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const chainYAML = `
+listeners:
+  tcp:
+    default:
+      bind: "0.0.0.0:1883"
+    edge:
+      bind: "0.0.0.0:1884"
+      enable_authn: quick_deny_anonymous
+      authentication:
+        - mechanism: x509
+          require_clientid_match: cn
+authentication:
+  - mechanism: password_based
+    backend: built_in_database
+    user_id_type: clientid
+    password_hash_algorithm: {name: pbkdf2, mac_fun: sha512, iterations: 300000}
+  - mechanism: jwt
+    algorithm: hmac-based
+    secret: env:JWT_SECRET
+    verify_claims: {sub: "${clientid}"}
+  - mechanism: cinfo
+    checks:
+      - is_match: ['username == ""']
+        result: deny
+      - is_match: ['clientid startsWith "dev-"', 'cert_present']
+  - mechanism: password_based
+    backend: http
+    url: https://auth.example.com/mqtt
+    body: {u: "${username}", p: "${password}"}
+authentication_settings:
+  failure_limit: {max_failures_per_ip: 50}
+`
+
+func TestLoadAuthenticationChain(t *testing.T) {
+	c, err := Load(writeConfig(t, chainYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Authentication) != 4 {
+		t.Fatalf("%d authenticators, want 4", len(c.Authentication))
+	}
+	pw := c.Authentication[0]
+	if pw.Kind() != "password_based:built_in_database" || pw.UserIDType != "clientid" || !pw.Enable ||
+		pw.PasswordHashAlgorithm.Name != "pbkdf2" || pw.PasswordHashAlgorithm.Iterations != 300000 ||
+		pw.PasswordHashAlgorithm.Memory != 19*MB || pw.OnError != "deny" {
+		t.Errorf("password entry: %+v", pw)
+	}
+	if j := c.Authentication[1]; j.VerifyClaims["sub"] != "${clientid}" || !j.RequireExp || j.From != "password" {
+		t.Errorf("jwt entry: %+v", j)
+	}
+	ci := c.Authentication[2]
+	if len(ci.Checks) != 2 || ci.Checks[0].Result != "deny" || ci.Checks[1].Result != "allow" || len(ci.Checks[1].IsMatch) != 2 {
+		t.Errorf("cinfo checks: %+v", ci.Checks)
+	}
+	if h := c.Authentication[3]; h.Body["p"] != "${password}" || h.RequestTimeout != Duration(5*time.Second) {
+		t.Errorf("http entry: %+v", h)
+	}
+	edge := c.Listeners.TCP["edge"]
+	if edge.EnableAuthn != AuthnQuickDenyAnonymous || len(edge.Authentication) != 1 || edge.Authentication[0].RequireClientIDMatch != "cn" {
+		t.Errorf("edge listener: %+v", edge)
+	}
+	if c.AuthenticationSettings.FailureLimit.MaxFailuresPerIP != 50 || c.AuthenticationSettings.FailureLimit.MaxFailuresPerUser != 5 {
+		t.Errorf("failure limit: %+v", c.AuthenticationSettings.FailureLimit)
+	}
+}
+
+func TestAuthenticationEnvOverride(t *testing.T) {
+	c, err := Load(writeConfig(t, chainYAML), []string{"RAMPART_AUTHENTICATION__1__ENABLE=false",
+		"RAMPART_LISTENERS__TCP__EDGE__AUTHENTICATION__0__REQUIRE_CLIENTID_MATCH=san_dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Authentication[1].Enable || c.Listeners.TCP["edge"].Authentication[0].RequireClientIDMatch != "san_dns" {
+		t.Fatalf("env overrides not applied: %+v", c.Authentication[1])
+	}
+	if _, err := Load(writeConfig(t, chainYAML), []string{"RAMPART_AUTHENTICATION__9__ENABLE=false"}); err == nil ||
+		!strings.Contains(err.Error(), "RAMPART_AUTHENTICATION__9__ENABLE") {
+		t.Fatalf("an override of an entry the file does not have: %v", err)
+	}
+}
+
+func TestAuthenticationErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown mechanism", "authentication:\n  - mechanism: kerberos\n", `authentication[0].mechanism: mechanism "kerberos"`},
+		{"backend missing", "authentication:\n  - mechanism: password_based\n", "authentication[0].mechanism"},
+		{"key of another mechanism", "authentication:\n  - mechanism: x509\n    url: https://x\n", "authentication[0].url: does not apply to mechanism x509"},
+		{"unknown key in an entry", "authentication:\n  - mechanism: x509\n    passwd: x\n", `unknown key "authentication[0].passwd"`},
+		{"inline jwt secret", "authentication:\n  - mechanism: jwt\n    algorithm: hmac-based\n    secret: hunter2\n", "authentication[0].secret: give the HMAC secret as file:/path or env:NAME"},
+		{"plain http JWKS", "authentication:\n  - mechanism: jwt\n    use_jwks: true\n    endpoint: http://idp/jwks\n", "authentication[0].endpoint: a JWKS endpoint must be an https:// URL"},
+		{"bad hash name", "authentication:\n  - mechanism: password_based\n    backend: built_in_database\n    password_hash_algorithm: {name: md5}\n", "password_hash_algorithm.name"},
+		{"low scram iterations", "authentication:\n  - mechanism: scram\n    backend: built_in_database\n    iteration_count: 100\n", "authentication[0].iteration_count"},
+		{"cinfo without checks", "authentication:\n  - mechanism: cinfo\n", "authentication[0].checks"},
+		{"cinfo bad result", "authentication:\n  - mechanism: cinfo\n    checks:\n      - is_match: ['true']\n        result: maybe\n", "authentication[0].checks[0].result"},
+		{"entry is not a mapping", "authentication:\n  - x509\n", "authentication[0]: want a mapping"},
+		{"list is a mapping", "authentication:\n  mechanism: x509\n", "authentication: want a list of mappings"},
+		{"bad enable_authn", "listeners:\n  tcp:\n    default:\n      enable_authn: maybe\n", "enable_authn"},
+		{"non-loopback with authn off", "listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      enable_authn: false\nauthentication:\n  - mechanism: x509\n", "with enable_authn: false"},
+		{"listener chain checked too", "listeners:\n  tcp:\n    default:\n      authentication:\n        - mechanism: nope\n", "listeners.tcp.default.authentication[0].mechanism"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tc.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNonLoopbackWithChain(t *testing.T) {
+	// The global chain authenticates the public listener; a listener's own chain does too.
+	for _, y := range []string{
+		"listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\nauthentication:\n  - mechanism: x509\n",
+		"listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      authentication:\n        - mechanism: x509\n",
+		"listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      enable_authn: true\nauthentication:\n  - mechanism: x509\n",
+	} {
+		if _, err := Load(writeConfig(t, y), nil); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
+	}
+}
