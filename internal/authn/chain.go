@@ -68,14 +68,16 @@ func (ch *Chain) Authenticate(ctx context.Context, info *clientinfo.Info, cred *
 		if e.stats != nil {
 			e.stats.record(res.Outcome)
 		}
+		// The user name is not logged: with a JWT taken from the user name field it is
+		// the token itself.
 		switch res.Outcome {
 		case Allow:
 			ch.log.Debug("authenticated", "authenticator", e.Authenticator.Name(), "client", info.ClientID,
-				"username", info.Username, "peer", info.PeerHost(), "listener", info.Listener)
+				"peer", info.PeerHost(), "listener", info.Listener)
 			return res
 		case Deny:
 			ch.log.Info("authentication failed", "authenticator", e.Authenticator.Name(), "client", info.ClientID,
-				"username", info.Username, "peer", info.PeerHost(), "listener", info.Listener,
+				"peer", info.PeerHost(), "listener", info.Listener,
 				"reason", res.DenyReason().String(), "detail", res.Detail)
 			return res
 		}
