@@ -1,6 +1,6 @@
-// Package controldb stores Rampart's control data (users and their credentials today;
-// ACL rules, bans, admins and API keys later) in one SQLite file in the data directory,
-// through modernc.org/sqlite (pure Go, no cgo).
+// Package controldb stores Rampart's control data (users and their credentials, and the
+// authorization rules of the built-in database, today; bans, admins and API keys later)
+// in one SQLite file in the data directory, through modernc.org/sqlite (pure Go, no cgo).
 //
 // Every connection runs with journal_mode=WAL, synchronous=FULL (a committed write is on
 // disk before the call returns), foreign_keys=ON, SQLite's defensive mode and a busy

@@ -40,6 +40,43 @@ var migrations = [...]string{
 		        length(scram_sha512_stored_key) = 64 AND length(scram_sha512_server_key) = 64)),
 		CHECK (password_hash != '' OR scram_sha256_salt IS NOT NULL OR scram_sha512_salt IS NOT NULL)
 	) STRICT`,
+
+	// 2: authorization rules of the built_in_database source, per username, per client id
+	// or for all clients (subject ''). position orders the rules of one (scope, subject);
+	// the unique index on it is also the index every lookup and scan uses. topics and qos
+	// are JSON arrays (qos NULL: any QoS), retain NULL means either. Times are Unix
+	// milliseconds.
+	`CREATE TABLE acl_rules (
+		id INTEGER PRIMARY KEY,
+		scope TEXT NOT NULL CHECK (scope IN ('username', 'clientid', 'all')),
+		subject TEXT NOT NULL,
+		position INTEGER NOT NULL CHECK (position >= 0),
+		permission TEXT NOT NULL CHECK (permission IN ('allow', 'deny')),
+		action TEXT NOT NULL CHECK (action IN ('publish', 'subscribe', 'all')),
+		topics TEXT NOT NULL CHECK (json_valid(topics) AND json_type(topics) = 'array'),
+		qos TEXT CHECK (qos IS NULL OR (json_valid(qos) AND json_type(qos) = 'array')),
+		retain INTEGER CHECK (retain IS NULL OR retain IN (0, 1)),
+		created_at INTEGER NOT NULL,
+		CHECK ((scope = 'all') = (subject = '')),
+		UNIQUE (scope, subject, position)
+	) STRICT`,
+
+	// 3: bans, enforced by package guard from an in-memory index loaded at start. kind says
+	// which client field value is matched against: exactly (clientid, username), as an
+	// address or CIDR block in canonical form (peerhost), or as an RE2 pattern (clientid_re,
+	// username_re). until NULL means the ban never ends. Times are Unix milliseconds. The
+	// partial index serves the periodic deletion of expired bans.
+	`CREATE TABLE bans (
+		id INTEGER PRIMARY KEY,
+		kind TEXT NOT NULL CHECK (kind IN ('clientid', 'username', 'peerhost', 'clientid_re', 'username_re')),
+		value TEXT NOT NULL CHECK (length(value) > 0),
+		reason TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		until INTEGER,
+		UNIQUE (kind, value)
+	) STRICT;
+	CREATE INDEX bans_until ON bans (until) WHERE until IS NOT NULL`,
 }
 
 // SchemaVersion is the schema version this package writes.
