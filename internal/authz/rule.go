@@ -35,21 +35,29 @@ const (
 	ActAll       = ActPublish | ActSubscribe
 )
 
-// Rule is one authorization rule. Topics are MQTT topic filters; a filter wrapped as
-// "eq t/#" matches that exact filter text only (for subscribe rules). QoS and Retain, when
-// set, narrow the rule further.
+// Rule is one authorization rule: it applies to the clients Who selects, for the actions in
+// Action, on Topics.
+//
+// Topics are MQTT topic filters, which may hold placeholders such as ${clientid} (see
+// Compile); "eq F" matches the filter text F itself and nothing else (a client subscribing
+// to exactly "#"); "$share/G/F" applies to shared subscriptions of group G only. No topics
+// means every topic. QoS and Retain, when set, narrow the rule further; Retain applies to
+// publish only.
 type Rule struct {
 	Permission Permission
-	Action     Actions
+	Who        *Who    // nil: every client
+	Action     Actions // zero: ActAll
 	Topics     []string
 	QoS        []byte // empty: any QoS
 	Retain     *bool  // nil: either
 }
 
 // jsonRule is the JSON form used in JWT acl claims and HTTP service answers:
-// {"permission":"allow","action":"publish","topic":"t/1","qos":[0,1],"retain":false}.
+// {"permission":"allow","action":"publish","topic":"t/1","qos":[0,1],"retain":false}, with
+// an optional "who" in the shapes of the ACL file ("all", {"username":"u"}, {"and":[...]}).
 type jsonRule struct {
 	Permission string          `json:"permission"`
+	Who        json.RawMessage `json:"who"`
 	Action     string          `json:"action"`
 	Topic      string          `json:"topic"`
 	Topics     []string        `json:"topics"`
@@ -58,8 +66,9 @@ type jsonRule struct {
 }
 
 // ParseJSONRules reads a JSON array of rules in the form above. Unknown permission or
-// action names, a rule without topics, or QoS outside 0..2 are errors naming the rule's
-// index; nothing is guessed.
+// action names, a rule without topics, QoS outside 0..2, or a who of an unknown shape (or
+// whose regular expression or CIDR does not parse) are errors naming the rule's index;
+// nothing is guessed.
 func ParseJSONRules(data []byte) ([]Rule, error) {
 	var raw []jsonRule
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -85,6 +94,17 @@ func (jr *jsonRule) rule() (Rule, error) {
 		r.Permission = PermDeny
 	default:
 		return r, fmt.Errorf("permission %q: want allow or deny", jr.Permission)
+	}
+	if len(jr.Who) > 0 && string(jr.Who) != "null" {
+		var v any
+		if err := json.Unmarshal(jr.Who, &v); err != nil {
+			return r, fmt.Errorf("who: %w", err)
+		}
+		w, err := parseWho(v, 0)
+		if err != nil {
+			return r, fmt.Errorf("who: %w", err)
+		}
+		r.Who = &w
 	}
 	switch strings.ToLower(jr.Action) {
 	case "publish":
