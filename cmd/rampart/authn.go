@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/guard"
+	"github.com/rampart-mqtt/rampart/internal/store/controldb"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -52,14 +53,14 @@ func checkAuthn(ctx context.Context, cfg *config.Config) error {
 
 // buildAuthn builds every configured authentication chain. Errors name the entry
 // ("authentication[2]: ...") and stop the start.
-func buildAuthn(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *authnSetup, err error) {
+func buildAuthn(ctx context.Context, cfg *config.Config, db *controldb.DB, log *slog.Logger) (_ *authnSetup, err error) {
 	a := &authnSetup{stats: authn.NewRegistry()}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	b := &chainBuilder{ctx: ctx, cfg: cfg, log: log, setup: a}
+	b := &chainBuilder{ctx: ctx, cfg: cfg, db: db, log: log, setup: a}
 	global, err := b.chain("authentication", cfg.Authentication)
 	if err != nil {
 		return nil, err
@@ -126,6 +127,7 @@ func (g limiterGate) Success(ip netip.Addr, username string) { g.l.Success(ip, u
 
 type chainBuilder struct {
 	check bool // only check the settings: open no database, start no goroutine
+	db    *controldb.DB
 	ctx   context.Context
 	cfg   *config.Config
 	log   *slog.Logger

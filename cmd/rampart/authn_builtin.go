@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
@@ -135,16 +134,9 @@ func (b *chainBuilder) userStore() (*userStore, error) {
 		}
 		settings[t] = c
 	}
-	dir := b.cfg.Node.DataDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create the data directory %s: %w", dir, err)
-	}
-	db, err := controldb.Open(b.ctx, filepath.Join(dir, controlDBFile))
-	if err != nil {
-		return nil, err
-	}
+	db := b.db
 	us := &userStore{db: db, byType: map[controldb.IDType]*builtin.Authenticator{}}
-	b.setup.closers = append(b.setup.closers, func() { _ = db.Close() })
+	var err error
 	us.hasher, err = password.NewHasher(password.Params{}, b.cfg.AuthenticationSettings.HashConcurrency)
 	if err != nil {
 		return nil, err
@@ -164,4 +156,12 @@ func (b *chainBuilder) userStore() (*userStore, error) {
 	}
 	b.setup.users = us
 	return us, nil
+}
+
+// ensureDir creates the data directory (0700) when it does not exist.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory %s: %w", dir, err)
+	}
+	return nil
 }

@@ -51,6 +51,9 @@ func newServeCommand() *cobra.Command {
 				if err := checkAuthn(cmd.Context(), cfg); err != nil {
 					return err
 				}
+				if err := checkAuthz(cfg); err != nil {
+					return err
+				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
 				return err
 			}
@@ -99,13 +102,36 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		}()
 		o.Store = st
 	}
-	auth, err := buildAuthn(ctx, cfg, log)
+	// Control data (users, rules, bans) live in SQLite beside the message store.
+	db, err := openControlDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the control database: %w", cerr))
+		}
+	}()
+	auth, err := buildAuthn(ctx, cfg, db, log)
 	if err != nil {
 		return err
 	}
 	defer auth.Close()
 	o.Authenticator = auth.service
+	gd, err := buildGuard(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	o.Guard = gd
+	az, err := buildAuthz(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer az.Close()
+	o.Authorizer = authorizer{az.chain}
+	go reloadOnSIGHUP(ctx, az.reloadACLFiles)
 	srv := broker.New(o)
+	gd.disconnectOnBan(srv)
 	if err := srv.Restore(ctx); err != nil {
 		return err
 	}
@@ -242,6 +268,17 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.SharedStrategy = string(m.SharedSubscriptionStrategy)
 	o.MaxTopicAlias = uint16(m.MaxTopicAlias)
 	o.UpgradeQoS = m.UpgradeQoS
+	o.MaxConnectPacketSize = int(m.MaxConnectPacketSize.Bytes())
+	o.MaxSubscriptions = int(m.MaxSubscriptions) // infinity is -1 for both
+	o.MaxPublishRate = m.MaxPublishRate
+	o.MaxPublishBytesRate = m.MaxPublishBytesRate.Bytes()
+	o.MaxControlRate = m.MaxControlRate
+	o.RateLimitReject = m.RateLimitOnExceed == config.RateLimitReject
+	o.MaxRetained = int(m.MaxRetainedMessages)
+	o.MaxRetainedPayload = int(m.MaxRetainedPayloadSize.Bytes())
+	o.MaxRetainedBytes = m.MaxRetainedBytes.Bytes()
+	o.RetainedExpiry = m.RetainedExpiry.Duration()
+	o.MaxMemoryBytes = m.MaxMemoryQueuedBytes.Bytes() // 0: the broker sizes it
 	o.SysInterval = cfg.SysTopics.SysMsgInterval.Duration()
 	o.PerListener = make(map[string]broker.ConnLimits)
 	for name, l := range cfg.Listeners.TCP {

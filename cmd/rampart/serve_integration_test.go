@@ -624,8 +624,18 @@ listeners:
 		{
 			// Valid, and only checked: the test never serves beyond loopback.
 			name: "every interface with allow_anonymous",
-			body: loopbackTCP + "    public:\n      bind: 0.0.0.0:0\n      allow_anonymous: true\n",
+			body: loopbackTCP + "    public:\n      bind: 0.0.0.0:0\n      allow_anonymous: true\nauthorization: {no_match: allow}\n",
 			ok:   true,
+		},
+		{
+			name: "every interface without an authorization source",
+			body: loopbackTCP + "    public:\n      bind: 0.0.0.0:0\n      allow_anonymous: true\n",
+			want: []string{"authorization.sources: a listener is not on loopback but no authorization source is configured"},
+		},
+		{
+			name: "an ACL file that cannot be read",
+			body: loopbackTCP + "authorization:\n  sources: [{type: file, path: /nonexistent/acl.yaml}]\n",
+			want: []string{"authorization.sources[0] (file)"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,24 @@ type authState struct {
 // fills the CONNACK's authentication properties and reports true; otherwise it has refused
 // the client.
 func (c *conn) authenticate(ctx context.Context, cp *packet.Connect, ack *packet.Connack) bool {
+	g := c.srv.o.Guard
+	if g != nil {
+		if why, refuse := g.Check(ctx, &c.info); refuse {
+			clear(cp.Password)
+			return c.refuse(packet.Banned, why)
+		}
+	}
+	if !c.authenticateChain(ctx, cp, ack) {
+		return false
+	}
+	if g != nil && g.Connected(ctx, &c.info) {
+		return c.refuse(packet.Banned, "connecting too often (flapping)")
+	}
+	return true
+}
+
+// authenticateChain runs the authentication chain or the enhanced exchange.
+func (c *conn) authenticateChain(ctx context.Context, cp *packet.Connect, ack *packet.Connack) bool {
 	var res authn.Result
 	if c.version == packet.V5 && cp.Properties.Has(packet.PropAuthMethod) {
 		method := cp.Properties.AuthMethod

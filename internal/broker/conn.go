@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/listener"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
@@ -79,10 +80,16 @@ type conn struct {
 	highWatermark int
 	outAlias      map[string]uint16
 
-	auth authState // what authentication granted; see auth.go
+	auth authState        // what authentication granted; see auth.go
+	az   ClientAuthorizer // what the client may do; set after authentication
 
 	kickOnce   sync.Once
 	kickReason packet.ReasonCode
+
+	// Abuse control, see ratelimit.go.
+	rates   *connRates    // token buckets, made on first use
+	pktSize int           // wire size of the packet being handled
+	closed  chan struct{} // made by closing; closed when the connection is closing
 }
 
 func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
@@ -103,7 +110,7 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 		c.info.Cert = &clientinfo.Cert{CN: meta.Proxy.SSLCN, ViaProxy: true}
 	}
 	c.in = &inBuf{nc: nc, pool: &s.inBufs}
-	c.rd = packet.NewReader(c.in, s.o.MaxPacketSize)
+	c.rd = packet.NewReader(c.in, s.o.MaxConnectPacketSize) // until CONNECT is accepted
 	c.fd = -1
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if rc, err := tc.SyscallConn(); err == nil && meta.Detach != nil && s.parker != nil && s.o.ParkAfter > 0 {
@@ -232,6 +239,11 @@ func (c *conn) refuseConnect(p packet.Packet, err error) {
 	c.srv.log.Debug("bad CONNECT", "peer", c.meta.Peer, "listener", c.meta.Listener, "err", err)
 	cp, _ := p.(*packet.Connect)
 	switch {
+	case pe.Code == packet.PacketTooLarge:
+		if c.connectTooLarge() {
+			c.version = packet.V5
+			c.send(&packet.Connack{ReasonCode: packet.PacketTooLarge})
+		}
 	case cp != nil && cp.Version == packet.V5:
 		c.version = packet.V5
 		c.send(&packet.Connack{ReasonCode: pe.Code})
@@ -344,7 +356,11 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	if !c.authenticate(ctx, cp, &ack) {
 		return false
 	}
-	if c.will != nil && !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionPublish, QoS: c.will.QoS, Retain: c.will.Retain}, c.will.Topic) {
+	if err := c.srv.authz.CheckIdentity(&c.info); err != nil {
+		return c.refuse(packet.ClientIdentifierNotValid, err.Error())
+	}
+	c.az = c.srv.authz.ForClient(&c.info, c.auth.acl)
+	if c.will != nil && !c.az.Authorize(ctx, authz.Action{Kind: authz.ActPublish, QoS: c.will.QoS, Retain: c.will.Retain}, c.will.Topic) {
 		return c.refuse(packet.NotAuthorized, "will topic not authorized")
 	}
 
@@ -383,6 +399,9 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	c.srv.log.Debug("client connected", "client", c.info.ClientID, "peer", c.meta.Peer, "listener", c.meta.Listener,
 		"version", c.version.String(), "session_present", present)
 	if present {
+		// The rules, or who the client is, may have changed since the session's
+		// subscriptions were granted: they are checked again before anything is sent.
+		c.srv.recheckSession(ctx, sess)
 		now := time.Now()
 		sess.mu.Lock()
 		sess.resumeLocked(now)
@@ -441,6 +460,7 @@ func (c *conn) setReadDeadline(t time.Time) {
 // readLoop reads and handles packets until the connection ends, or until it has been
 // idle for ParkAfter and is parked (then it reports true).
 func (c *conn) readLoop(ctx context.Context) (parked bool) {
+	c.srv.startHousekeeping(ctx)
 	for {
 		if c.in.buffered() > 0 {
 			if !c.deferring {
@@ -503,6 +523,10 @@ func (c *conn) readLoop(ctx context.Context) (parked bool) {
 			return false
 		}
 		c.lastRead = time.Now()
+		c.pktSize = h.Size()
+		if !c.pace(p, c.pktSize) {
+			return false
+		}
 		if code, why := c.handle(ctx, p); code != packet.Success {
 			c.closeWith(code, why)
 			return false
@@ -583,7 +607,7 @@ func (c *conn) cleanup() {
 			sess.willTimer = nil
 			sess.mu.Unlock()
 			if fire {
-				c.srv.publishWill(will, &c.info)
+				c.srv.publishWill(will, &c.info, c.az)
 			}
 		})
 		delayed = true
@@ -598,7 +622,7 @@ func (c *conn) cleanup() {
 		}
 	}
 	if will != nil && !delayed {
-		c.srv.publishWill(will, &c.info)
+		c.srv.publishWill(will, &c.info, c.az)
 	}
 	if expiry == 0 {
 		c.srv.destroySession(sess)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
@@ -134,14 +135,32 @@ func (c *conn) handlePublish(ctx context.Context, p *packet.Publish, now time.Ti
 			return packet.QuotaExceeded, "too many QoS 2 messages awaiting release"
 		}
 	}
+	if c.rejectsOverRate(p) && !c.allowPublish(now, c.pktSize) {
+		c.srv.limitHit(reasonPublishRejected, c)
+		return c.ackPublish(p, packet.QuotaExceeded, now)
+	}
 	if topic.IsSys(name) {
 		// Clients never publish into the broker's own namespace.
 		return c.ackPublish(p, packet.NotAuthorized, now)
 	}
-	if !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionPublish, QoS: p.QoS, Retain: p.Retain}, name) {
+	if !c.az.Authorize(ctx, authz.Action{Kind: authz.ActPublish, QoS: p.QoS, Retain: p.Retain}, name) {
+		if c.srv.authz.DisconnectOnDeny() {
+			return packet.NotAuthorized, "publish to " + name + " not authorized"
+		}
 		return c.ackPublish(p, packet.NotAuthorized, now)
 	}
 	m := newMessage(p, name, c.info.ClientID, now)
+	if m.Retain && o.RetainAvailable {
+		if reason, ok := c.srv.admitRetained(m); !ok {
+			c.srv.limitHit(reason, c)
+			if c.version == packet.V5 && p.QoS > 0 {
+				return c.ackPublish(p, packet.QuotaExceeded, now) // neither kept nor routed
+			}
+			// Nothing can tell the publisher: the message still reaches the current
+			// subscribers, but is not kept for future ones.
+			m.Retain = false
+		}
+	}
 	var n int
 	var err error
 	// What a client publishes is written without waiting for the disk. For QoS 1 and 2 the
@@ -202,9 +221,16 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 		msgs []*Message
 	}
 	var sends []retainedSend
+	denied := false
 	for i, req := range p.Subscriptions {
-		code, sub := c.grant(ctx, req, subID)
+		if c.subscriptionsFull(req.Filter) {
+			codes[i] = c.quotaCode(packet.SubackFailure)
+			c.srv.limitHit(reasonSubscriptionQuota, c)
+			continue
+		}
+		code, sub, refused := c.grant(ctx, req, subID)
 		codes[i] = code
+		denied = denied || refused
 		if sub == nil {
 			continue
 		}
@@ -216,7 +242,7 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 		// Retained messages: not for shared subscriptions; retain handling 1 only for a new
 		// subscription, 2 never [MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11].
 		if o.RetainAvailable && !sub.isShared && (sub.rh == 0 || (sub.rh == 1 && !existed)) {
-			if msgs := c.srv.retained.match(sub.filter); len(msgs) > 0 {
+			if msgs := c.srv.matchRetained(sub.filter, now); len(msgs) > 0 {
 				sends = append(sends, retainedSend{sub, msgs})
 			}
 		}
@@ -229,23 +255,28 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 	for _, s := range sends {
 		var allowed []*Message
 		for _, m := range s.msgs {
-			if c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionSubscribe, QoS: m.QoS}, m.Topic) {
+			// A retained message is delivered only when the subscriber may subscribe to
+			// its exact topic: a wide filter does not reach past a narrower deny.
+			if c.az.Authorize(ctx, authz.Action{Kind: authz.ActSubscribe, QoS: m.QoS}, m.Topic) {
 				allowed = append(allowed, m)
 			}
 		}
 		c.sess.deliverRetained(allowed, s.sub, now)
 	}
+	if denied && c.srv.authz.DisconnectOnDeny() {
+		return packet.NotAuthorized, "subscription not authorized"
+	}
 	return packet.Success, ""
 }
 
-// grant decides one requested subscription.
-func (c *conn) grant(ctx context.Context, req packet.Subscription, subID int) (packet.ReasonCode, *subscription) {
+// grant decides one requested subscription; refused reports an authorization refusal.
+func (c *conn) grant(ctx context.Context, req packet.Subscription, subID int) (code packet.ReasonCode, sub *subscription, refused bool) {
 	o := &c.srv.o
-	fail := func(code packet.ReasonCode) (packet.ReasonCode, *subscription) {
+	fail := func(code packet.ReasonCode) (packet.ReasonCode, *subscription, bool) {
 		if c.version != packet.V5 {
-			return packet.SubackFailure, nil
+			return packet.SubackFailure, nil, code == packet.NotAuthorized
 		}
-		return code, nil
+		return code, nil, code == packet.NotAuthorized
 	}
 	if err := topic.ValidateFilter(req.Filter, c.limits()); err != nil {
 		return fail(packet.TopicFilterInvalid)
@@ -258,11 +289,24 @@ func (c *conn) grant(ctx context.Context, req packet.Subscription, subID int) (p
 		return fail(packet.WildcardSubscriptionsNotSupported)
 	}
 	qos := min(req.QoS, o.MaxQoS)
-	if !c.srv.authz.Authorize(ctx, &c.info, Action{Kind: ActionSubscribe, QoS: qos, Group: group}, real) {
+	if !c.az.Authorize(ctx, authz.Action{Kind: authz.ActSubscribe, QoS: qos, Group: group}, real) {
 		return fail(packet.NotAuthorized)
 	}
 	return packet.ReasonCode(qos), &subscription{filter: req.Filter, group: group, isShared: shared, qos: qos,
-		noLocal: req.NoLocal, rap: req.RetainAsPublished, rh: req.RetainHandling, subID: subID}
+		noLocal: req.NoLocal, rap: req.RetainAsPublished, rh: req.RetainHandling, subID: subID}, false
+}
+
+// subscriptionsFull reports whether filter would be a subscription beyond the session's
+// MaxSubscriptions; subscribing again to a filter the session has is always allowed.
+func (c *conn) subscriptionsFull(filter string) bool {
+	limit := c.srv.o.MaxSubscriptions
+	if limit < 0 {
+		return false
+	}
+	c.sess.mu.Lock()
+	defer c.sess.mu.Unlock()
+	_, has := c.sess.subs[filter]
+	return !has && len(c.sess.subs) >= limit
 }
 
 func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (packet.ReasonCode, string) {
@@ -309,15 +353,22 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string
 }
 
 // publishWill publishes a will message when it is due, if the client may still publish to
-// its topic.
-func (s *Server) publishWill(m *Message, info *clientinfo.Info) {
-	if !s.authz.Authorize(context.Background(), info, Action{Kind: ActionPublish, QoS: m.QoS, Retain: m.Retain}, m.Topic) {
+// its topic under the rules in force then.
+func (s *Server) publishWill(m *Message, info *clientinfo.Info, az ClientAuthorizer) {
+	if az == nil || !az.Authorize(context.Background(), authz.Action{Kind: authz.ActPublish, QoS: m.QoS, Retain: m.Retain}, m.Topic) {
+		s.log.Info("will not published: not authorized", "client", info.ClientID, "topic", m.Topic)
 		return
 	}
 	w := *m
 	if m.Props.MessageExpiry > 0 {
 		w.Expiry = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 		w.Props.MessageExpiry = 0
+	}
+	if w.Retain && s.o.RetainAvailable {
+		if reason, ok := s.admitRetained(&w); !ok {
+			s.limitHit(reason, nil, "client", info.ClientID)
+			w.Retain = false // published, not kept
+		}
 	}
 	if _, _, _, err := s.route(&w, nil, false); err != nil {
 		s.log.Error("will not published: store failed", "client", info.ClientID, "err", err)

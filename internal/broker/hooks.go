@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
+	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 )
 
@@ -19,26 +20,33 @@ type Authenticator interface {
 	Enhanced(listener, method string) authn.Enhanced
 }
 
-// ActionKind is what a client is trying to do with a topic.
-type ActionKind byte
-
-// Actions checked by an Authorizer.
-const (
-	ActionPublish ActionKind = iota + 1
-	ActionSubscribe
-)
-
-// Action describes one authorization question.
-type Action struct {
-	Kind   ActionKind
-	QoS    byte
-	Retain bool
-	Group  string // shared subscription group, for subscribe
+// Authorizer decides what authenticated clients may do. ForClient is asked once per
+// connection, after authentication, with the rules the authenticator returned; the broker
+// keeps the answer with the connection and its session.
+type Authorizer interface {
+	ForClient(info *clientinfo.Info, acl []authz.Rule) ClientAuthorizer
+	// CheckIdentity refuses a client id or user name that could widen a placeholder rule
+	// (one containing '+', '#', '/' or NUL) when such rules are configured.
+	CheckIdentity(info *clientinfo.Info) error
+	// DisconnectOnDeny reports deny_action: disconnect.
+	DisconnectOnDeny() bool
+	// OnChange registers a function run after the rules changed (the broker re-checks the
+	// subscriptions of every session then).
+	OnChange(func())
 }
 
-// Authorizer decides whether a client may publish to a topic or subscribe to a filter.
-type Authorizer interface {
-	Authorize(ctx context.Context, info *clientinfo.Info, a Action, topic string) bool
+// ClientAuthorizer answers for one client. For publish, topic is the topic name; for
+// subscribe, the requested filter (the real filter of a shared subscription).
+type ClientAuthorizer interface {
+	Authorize(ctx context.Context, a authz.Action, topic string) bool
+}
+
+// Guard is the abuse control around authentication: Check runs before the authentication
+// chain (banned clients are refused with 0x8A), Connected after it succeeded (a client
+// reconnecting too often is refused with 0x8A and banned).
+type Guard interface {
+	Check(ctx context.Context, info *clientinfo.Info) (why string, refuse bool)
+	Connected(ctx context.Context, info *clientinfo.Info) (refuse bool)
 }
 
 // allowAll is the default until the authentication and authorization chains exist. The
@@ -52,4 +60,8 @@ func (allowAll) Authenticate(context.Context, *clientinfo.Info, *authn.Credentia
 
 func (allowAll) Enhanced(string, string) authn.Enhanced { return nil }
 
-func (allowAll) Authorize(context.Context, *clientinfo.Info, Action, string) bool { return true }
+func (allowAll) ForClient(*clientinfo.Info, []authz.Rule) ClientAuthorizer { return allowAll{} }
+func (allowAll) CheckIdentity(*clientinfo.Info) error                      { return nil }
+func (allowAll) DisconnectOnDeny() bool                                    { return false }
+func (allowAll) OnChange(func())                                           {}
+func (allowAll) Authorize(context.Context, authz.Action, string) bool      { return true }

@@ -51,6 +51,29 @@ type Options struct {
 	// listeners that require a certificate verified against their CA.
 	CertIdentity map[string]CertAs
 
+	// Abuse control (see limits.go). MaxConnectPacketSize bounds the packets read before
+	// CONNACK (CONNECT, AUTH); it is capped at MaxPacketSize. MaxSubscriptions and
+	// MaxRetained below zero mean no limit.
+	MaxConnectPacketSize int
+	MaxSubscriptions     int // per session
+	// The rates are per connection, with bursts of one second's worth; they are taken as
+	// given and 0 means no limit. A client over a rate is paused (its socket is not read)
+	// until it is back under it; with RateLimitReject an MQTT 5 QoS 1/2 PUBLISH over a
+	// publish rate is refused with reason 0x97 instead.
+	MaxPublishRate      int   // PUBLISH packets per second
+	MaxPublishBytesRate int64 // PUBLISH bytes per second
+	MaxControlRate      int   // SUBSCRIBE, UNSUBSCRIBE, PINGREQ and AUTH packets per second
+	RateLimitReject     bool
+	// Retained budgets: a new retained message beyond one is not stored. RetainedExpiry
+	// drops retained messages older than it (taken as given, 0 = never).
+	MaxRetained        int
+	MaxRetainedPayload int
+	MaxRetainedBytes   int64
+	RetainedExpiry     time.Duration
+	// MaxMemoryBytes bounds the bytes held by session queues and retained messages
+	// together; 0 means a quarter of the memory available to the process.
+	MaxMemoryBytes int64
+
 	// Store persists retained messages and persistent sessions (durability "sync");
 	// nil keeps them in memory only.
 	Store *store.Store
@@ -58,9 +81,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Authenticator and Authorizer are the security seams; nil allows everything.
 	Authenticator Authenticator
-	Authorizer    Authorizer
+	// Guard refuses banned and flapping clients; nil refuses none.
+	Guard      Guard
+	Authorizer Authorizer
 	// Version is reported in $SYS.
 	Version string
+
+	// limits is the abuse-control state shared by the connections of one Server; New
+	// (through withDefaults) gives every Server its own.
+	limits *limitState
 }
 
 // Defaults returns the options the broker uses for every zero field.
@@ -92,6 +121,12 @@ func Defaults() Options {
 		ParkAfter:            2 * time.Second,
 		SysInterval:          time.Minute,
 		Version:              "dev",
+		MaxConnectPacketSize: 64 << 10,
+		MaxSubscriptions:     1000,
+		MaxControlRate:       100,
+		MaxRetained:          1_000_000,
+		MaxRetainedPayload:   1 << 20,
+		MaxRetainedBytes:     1 << 30,
 	}
 }
 
@@ -140,6 +175,18 @@ func (o Options) withDefaults() Options {
 	if o.Version == "" {
 		o.Version = d.Version
 	}
+	set(&o.MaxConnectPacketSize, d.MaxConnectPacketSize)
+	o.MaxConnectPacketSize = min(o.MaxConnectPacketSize, o.MaxPacketSize)
+	set(&o.MaxSubscriptions, d.MaxSubscriptions)
+	set(&o.MaxRetained, d.MaxRetained)
+	set(&o.MaxRetainedPayload, d.MaxRetainedPayload)
+	if o.MaxRetainedBytes == 0 {
+		o.MaxRetainedBytes = d.MaxRetainedBytes
+	}
+	if o.MaxMemoryBytes == 0 {
+		o.MaxMemoryBytes = availableMemory() / 4
+	}
+	o.limits = &limitState{}
 	return o
 }
 

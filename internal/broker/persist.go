@@ -332,7 +332,7 @@ func (s *Server) Restore(ctx context.Context) error {
 			}
 			om.state, om.pid = stateQueued, 0
 			sess.queue = append(sess.queue, om)
-			sess.queueSize += om.msg.size()
+			sess.addQueued(om.msg.size())
 			nQueued++
 			return nil
 		})

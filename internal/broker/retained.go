@@ -3,19 +3,27 @@ package broker
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
 )
 
 // retainedStore indexes retained messages by topic level so that a subscription finds the
 // messages its filter matches without scanning them all.
 type retainedStore struct {
-	mu    sync.RWMutex
-	root  *rnode
-	count int
+	mu   sync.RWMutex
+	root *rnode
+	// count and bytes (the sum of Message.size) change under mu and are read without it
+	// by the budgets.
+	count atomic.Int64
+	bytes atomic.Int64
 }
 
 type rnode struct {
 	children map[string]*rnode
 	msg      *Message
+	at       int64 // when msg was stored, unix nanoseconds (for the retained expiry)
 }
 
 func newRetainedStore() *retainedStore { return &retainedStore{root: &rnode{}} }
@@ -26,7 +34,7 @@ func (r *retainedStore) set(m *Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m.Payload) == 0 {
-		r.deleteLocked(m.Topic)
+		r.deleteLocked(m.Topic, nil)
 		return
 	}
 	n := r.root
@@ -42,12 +50,42 @@ func (r *retainedStore) set(m *Message) {
 		n = c
 	}
 	if n.msg == nil {
-		r.count++
+		r.count.Add(1)
+	} else {
+		r.bytes.Add(-int64(n.msg.size()))
 	}
+	r.bytes.Add(int64(m.size()))
 	n.msg = m
+	n.at = time.Now().UnixNano()
 }
 
-func (r *retainedStore) deleteLocked(topic string) {
+// sizeOf returns the size of the retained message of topic, and whether there is one.
+func (r *retainedStore) sizeOf(topic string) (int, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := r.root
+	for level := range strings.SplitSeq(topic, "/") {
+		if n = n.children[level]; n == nil {
+			return 0, false
+		}
+	}
+	if n.msg == nil {
+		return 0, false
+	}
+	return n.msg.size(), true
+}
+
+// deleteIf deletes m when it is still the retained message of its topic, and reports
+// whether it did.
+func (r *retainedStore) deleteIf(m *Message) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deleteLocked(m.Topic, m)
+}
+
+// deleteLocked deletes the retained message of topic; when only is not nil, only if it is
+// that message. It reports whether a message was deleted.
+func (r *retainedStore) deleteLocked(topic string, only *Message) bool {
 	levels := strings.Split(topic, "/")
 	path := make([]*rnode, 0, len(levels)+1)
 	n := r.root
@@ -55,15 +93,16 @@ func (r *retainedStore) deleteLocked(topic string) {
 	for _, l := range levels {
 		n = n.children[l]
 		if n == nil {
-			return
+			return false
 		}
 		path = append(path, n)
 	}
-	if n.msg == nil {
-		return
+	if n.msg == nil || (only != nil && n.msg != only) {
+		return false
 	}
+	r.count.Add(-1)
+	r.bytes.Add(-int64(n.msg.size()))
 	n.msg = nil
-	r.count--
 	// Prune empty nodes from the leaf up.
 	for i := len(levels) - 1; i >= 0; i-- {
 		child := path[i+1]
@@ -72,63 +111,99 @@ func (r *retainedStore) deleteLocked(topic string) {
 		}
 		delete(path[i].children, levels[i])
 	}
+	return true
 }
 
 // len returns the number of retained messages.
-func (r *retainedStore) len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.count
-}
+func (r *retainedStore) len() int { return int(r.count.Load()) }
 
-// match returns the retained messages whose topics match filter. Topics beginning with '$'
-// are not matched by a wildcard in the first level [MQTT-4.7.2-1].
-func (r *retainedStore) match(filter string) []*Message {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []*Message
-	r.walk(r.root, strings.Split(filter, "/"), true, &out)
-	return out
-}
-
-func (r *retainedStore) walk(n *rnode, levels []string, first bool, out *[]*Message) {
-	if len(levels) == 0 {
-		if n.msg != nil {
-			*out = append(*out, n.msg)
+// matchLive returns the retained messages whose topics match filter, with the ones that
+// expired by now apart: their own message expiry passed, or (maxAge > 0) they were stored
+// more than maxAge ago. A zero now expires nothing. Topics beginning with '$' are not
+// matched by a wildcard in the first level [MQTT-4.7.2-1].
+func (r *retainedStore) matchLive(filter string, now time.Time, maxAge time.Duration) (live, stale []*Message) {
+	w := retainedWalk{}
+	if !now.IsZero() {
+		w.now = now
+		if maxAge > 0 {
+			w.storedBefore = now.Add(-maxAge).UnixNano()
 		}
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	w.walk(r.root, strings.Split(filter, "/"), true)
+	return w.live, w.stale
+}
+
+// expired returns every message that expired by now (as matchLive decides), for the
+// sweep.
+func (r *retainedStore) expired(now time.Time, maxAge time.Duration) []*Message {
+	w := retainedWalk{now: now, noLive: true}
+	if maxAge > 0 {
+		w.storedBefore = now.Add(-maxAge).UnixNano()
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	w.all(r.root)
+	return w.stale
+}
+
+// retainedWalk collects the messages of a walk of the tree, live and expired apart.
+type retainedWalk struct {
+	now          time.Time // zero: nothing expires
+	storedBefore int64     // messages stored before this (unix ns) expired; 0: none
+	noLive       bool      // collect only the expired ones
+	live, stale  []*Message
+}
+
+func (w *retainedWalk) add(n *rnode) {
+	if n.msg == nil {
+		return
+	}
+	// The broker's own $SYS values are republished, not aged out.
+	if !w.now.IsZero() && (n.msg.expired(w.now) || n.at < w.storedBefore && !topic.IsSys(n.msg.Topic)) {
+		w.stale = append(w.stale, n.msg)
+		return
+	}
+	if !w.noLive {
+		w.live = append(w.live, n.msg)
+	}
+}
+
+func (w *retainedWalk) walk(n *rnode, levels []string, first bool) {
+	if len(levels) == 0 {
+		w.add(n)
 		return
 	}
 	switch l := levels[0]; l {
 	case "#":
 		// '#' matches the parent level too [MQTT-4.7.1-2].
-		if n.msg != nil && !first {
-			*out = append(*out, n.msg)
+		if !first {
+			w.add(n)
 		}
 		for name, c := range n.children {
 			if first && strings.HasPrefix(name, "$") {
 				continue
 			}
-			r.all(c, out)
+			w.all(c)
 		}
 	case "+":
 		for name, c := range n.children {
 			if first && strings.HasPrefix(name, "$") {
 				continue
 			}
-			r.walk(c, levels[1:], false, out)
+			w.walk(c, levels[1:], false)
 		}
 	default:
 		if c := n.children[l]; c != nil {
-			r.walk(c, levels[1:], false, out)
+			w.walk(c, levels[1:], false)
 		}
 	}
 }
 
-func (r *retainedStore) all(n *rnode, out *[]*Message) {
-	if n.msg != nil {
-		*out = append(*out, n.msg)
-	}
+func (w *retainedWalk) all(n *rnode) {
+	w.add(n)
 	for _, c := range n.children {
-		r.all(c, out)
+		w.all(c)
 	}
 }

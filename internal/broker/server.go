@@ -74,6 +74,7 @@ func New(o Options) *Server {
 	if s.authz == nil {
 		s.authz = allowAll{}
 	}
+	s.authz.OnChange(func() { s.recheckAll(context.Background()) })
 	return s
 }
 
@@ -183,6 +184,7 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 		if sess == nil {
 			sess = s.newSessionLocked(id, c.info.Username, expiry)
 			sess.conn = c
+			sess.az = c.az
 			sess.online.Store(true)
 			s.sessions[id] = sess
 			s.mu.Unlock()
@@ -218,6 +220,7 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 			continue
 		}
 		sess.conn = c
+		sess.az = c.az
 		sess.online.Store(true)
 		sess.expiry = expiry
 		if sess.expiryTimer != nil {
@@ -369,4 +372,35 @@ func (s *Server) DisconnectCerts(match func(listener string, cert *clientinfo.Ce
 		c.kick(reason)
 	}
 	return len(hit)
+}
+
+// DisconnectClients disconnects every connected client that match selects (MQTT 5:
+// DISCONNECT with reason) and reports how many. match sees a copy of the client's
+// identity as it was when the client connected.
+func (s *Server) DisconnectClients(match func(info *clientinfo.Info) bool, reason packet.ReasonCode) int {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		c := sess.conn
+		sess.mu.Unlock()
+		if c == nil {
+			continue
+		}
+		// The fields written before the session was attached; Attrs and Superuser may
+		// change at re-authentication and are not part of the copy.
+		info := clientinfo.Info{ClientID: c.info.ClientID, Username: c.info.Username, Peer: c.info.Peer,
+			Listener: c.info.Listener, ProtocolVersion: c.info.ProtocolVersion, Cert: c.info.Cert}
+		if match(&info) {
+			s.log.Info("disconnecting a client", "client", info.ClientID, "peer", info.PeerHost(), "reason", reason.String())
+			c.kick(reason)
+			n++
+		}
+	}
+	return n
 }

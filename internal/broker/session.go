@@ -50,6 +50,7 @@ type session struct {
 	lastSeq   uint64               // last queue entry number used in the store
 	awaitRel  map[uint16]time.Time // inbound QoS 2 ids between PUBREC and PUBREL
 	destroyed bool
+	az        ClientAuthorizer // of the last connection; nil for a session restored from the store
 
 	expiryTimer *time.Timer
 	willTimer   *time.Timer
@@ -112,6 +113,12 @@ func (s *session) deliverLocked(om *outMsg, now time.Time) {
 	}
 	c := s.conn
 	if om.qos == 0 {
+		if (c == nil || s.queued() > 0) && s.srv.memoryFull(int64(om.msg.size()), false) {
+			// Over the memory budget, QoS 0 messages for sessions that are not keeping up
+			// (offline, or with messages already waiting) go first.
+			s.dropForMemory()
+			return
+		}
 		if c != nil {
 			c.sendMessage(om, now)
 			return
@@ -127,7 +134,18 @@ func (s *session) deliverLocked(om *outMsg, now time.Time) {
 		s.publishLocked(om, now)
 		return
 	}
+	if s.srv.memoryFull(int64(om.msg.size()), true) {
+		s.dropForMemory()
+		s.srv.forget(s.id, om.seq)
+		return
+	}
 	s.enqueue(om)
+}
+
+// dropForMemory counts a message dropped because the memory budget is reached.
+func (s *session) dropForMemory() {
+	s.srv.stats.dropped.Add(1)
+	s.srv.limitHit(reasonMemoryDropped, nil, "client", s.id)
 }
 
 // publishLocked moves a QoS 1/2 message into the inflight window and sends it. A message
@@ -158,7 +176,7 @@ func (s *session) enqueue(om *outMsg) {
 		old := s.queue[s.queueHead]
 		s.queue[s.queueHead] = nil
 		s.queueHead++
-		s.queueSize -= old.msg.size()
+		s.addQueued(-old.msg.size())
 		s.srv.stats.dropped.Add(1)
 		s.srv.forget(s.id, old.seq)
 	}
@@ -174,7 +192,7 @@ func (s *session) enqueue(om *outMsg) {
 		s.queueHead = 0
 	}
 	s.queue = append(s.queue, om)
-	s.queueSize += size
+	s.addQueued(size)
 }
 
 // fillWindowLocked sends queued messages while the client has room for them.
@@ -186,7 +204,7 @@ func (s *session) fillWindowLocked(now time.Time) {
 		}
 		s.queue[s.queueHead] = nil
 		s.queueHead++
-		s.queueSize -= om.msg.size()
+		s.addQueued(-om.msg.size())
 		if om.msg.expired(now) {
 			s.srv.forget(s.id, om.seq)
 			continue
@@ -285,7 +303,7 @@ func (s *session) takeShared() []*outMsg {
 	q := s.queue[:s.queueHead]
 	for _, om := range s.queue[s.queueHead:] {
 		if om.shared != "" {
-			s.queueSize -= om.msg.size()
+			s.addQueued(-om.msg.size())
 			out = append(out, om)
 			continue
 		}
@@ -318,6 +336,6 @@ func (s *session) putBack(msgs []*outMsg) {
 			om.pid, om.state = 0, stateQueued
 		}
 		s.queue = append(s.queue, om)
-		s.queueSize += om.msg.size()
+		s.addQueued(om.msg.size())
 	}
 }

@@ -40,6 +40,9 @@ func (s *Server) publishSys() {
 		{"bytes/received", strconv.FormatInt(s.stats.bytesIn.Load(), 10)},
 		{"bytes/sent", strconv.FormatInt(s.stats.bytesOut.Load(), 10)},
 	}
+	for _, l := range s.LimitStats().counters() {
+		values = append(values, struct{ topic, value string }{"limits/" + l.name, strconv.FormatInt(l.value, 10)})
+	}
 	var scratch []target
 	for _, v := range values {
 		m := &Message{Topic: prefix + v.topic, Payload: []byte(v.value), Retain: true}

@@ -130,6 +130,7 @@ func (c *conn) kickWriterLocked() {
 	if len(c.wbuf) > 8*c.highWatermark {
 		// Even acknowledgements pile up: the peer is not reading at all.
 		c.wclosed = true
+		c.signalClosingLocked()
 		c.srv.stats.slowClosed.Add(1)
 		go c.closeSocket()
 		return
@@ -202,6 +203,7 @@ func (c *conn) writeOut(buf []byte, timeout time.Duration) error {
 func (c *conn) writeFailed() {
 	c.wmu.Lock()
 	c.wclosed = true
+	c.signalClosingLocked()
 	c.flushing = false
 	c.wbuf = nil
 	c.wmu.Unlock()
@@ -290,6 +292,7 @@ func (c *conn) flushAndClose() {
 		return
 	}
 	c.closeAfter = true
+	c.signalClosingLocked()
 	if c.flushing {
 		c.wmu.Unlock()
 		return

@@ -234,7 +234,7 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 			if tag == "" || belongs(tag, a.Kind()) {
 				continue
 			}
-			if !reflect.DeepEqual(av.Field(j).Interface(), dv.Field(j).Interface()) {
+			if !sameValue(av.Field(j), dv.Field(j)) {
 				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 				ch.add(p+"."+name, "does not apply to mechanism %s (it belongs to %s)", a.Kind(), strings.ReplaceAll(tag, ",", " and "))
 			}

@@ -37,6 +37,8 @@ authentication:
     body: {u: "${username}", p: "${password}"}
 authentication_settings:
   failure_limit: {max_failures_per_ip: 50}
+authorization:
+  sources: [{type: file, path: /etc/rampart/acl.yaml}]
 `
 
 func TestLoadAuthenticationChain(t *testing.T) {
@@ -124,8 +126,35 @@ func TestNonLoopbackWithChain(t *testing.T) {
 		"listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      authentication:\n        - mechanism: x509\n",
 		"listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      enable_authn: true\nauthentication:\n  - mechanism: x509\n",
 	} {
+		y += "authorization: {no_match: allow}\n"
 		if _, err := Load(writeConfig(t, y), nil); err != nil {
 			t.Errorf("%q: %v", y, err)
 		}
+	}
+}
+
+func TestAuthorizationConfig(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"public listener without sources", "listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      allow_anonymous: true\n",
+			"authorization.sources: a listener is not on loopback but no authorization source is configured"},
+		{"unknown source type", "authorization:\n  sources: [{type: ldap}]\n", `authorization.sources[0].type: type "ldap"`},
+		{"file without a path", "authorization:\n  sources: [{type: file}]\n", "authorization.sources[0].path"},
+		{"key of another type", "authorization:\n  sources: [{type: file, path: a.yaml, url: https://x}]\n", "authorization.sources[0].url: does not apply to a file source"},
+		{"two file sources", "authorization:\n  sources: [{type: file, path: a.yaml}, {type: file, path: b.yaml}]\n", "authorization.sources[1].type: a file source is already configured"},
+		{"bad no_match", "authorization:\n  no_match: maybe\n", "authorization.no_match"},
+		{"bad deny_action", "authorization:\n  deny_action: kick\n", "authorization.deny_action"},
+		{"bad cache exclude", "authorization:\n  cache: {excludes: [\"a/#/b\"]}\n", "authorization.cache.excludes[0]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tc.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	// Loopback listeners without sources are the development default: allowed.
+	if _, err := Load(writeConfig(t, "authorization:\n  no_match: deny\n"), nil); err != nil {
+		t.Fatal(err)
 	}
 }

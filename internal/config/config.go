@@ -19,6 +19,11 @@ type Config struct {
 	// authentication list replaces it there.
 	Authentication         []Authenticator `yaml:"authentication"`
 	AuthenticationSettings AuthnSettings   `yaml:"authentication_settings"`
+	// Authorization decides what authenticated clients may publish and subscribe to.
+	Authorization Authorization `yaml:"authorization"`
+	// Banned and FlappingDetect refuse clients before authentication.
+	Banned         Banned         `yaml:"banned"`
+	FlappingDetect FlappingDetect `yaml:"flapping_detect"`
 }
 
 // Node identifies this broker and says where and how it keeps durable state.
@@ -184,6 +189,8 @@ type MQTT struct {
 	SharedSubscriptionStrategy SharedStrategy `yaml:"shared_subscription_strategy"`
 	MaxTopicAlias              int            `yaml:"max_topic_alias"`
 	UpgradeQoS                 bool           `yaml:"upgrade_qos"`
+
+	ResourceLimits `yaml:",inline"`
 }
 
 // SysTopics configures the $SYS topics.
@@ -236,9 +243,13 @@ func Default() *Config {
 			SharedSubscriptionStrategy: SharedRoundRobin,
 			MaxTopicAlias:              65535,
 			UpgradeQoS:                 false,
+			ResourceLimits:             defaultResourceLimits(),
 		},
 		SysTopics:              SysTopics{SysMsgInterval: Duration(time.Minute)},
 		AuthenticationSettings: defaultAuthnSettings(),
+		Authorization:          defaultAuthorization(),
+		Banned:                 defaultBanned(),
+		FlappingDetect:         defaultFlapping(),
 	}
 }
 

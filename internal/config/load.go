@@ -150,8 +150,8 @@ func (d *fileDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return v.FieldByIndex(f.index), true
 		})
 	case t.Kind() == reflect.Map:
-		if isNull(n) {
-			return
+		if isNull(n) || (n.Kind == yaml.MappingNode && len(n.Content) == 0) {
+			return // {} adds no entries
 		}
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(t))

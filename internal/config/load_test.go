@@ -129,8 +129,29 @@ mqtt:
   shared_subscription_strategy: random
   max_topic_alias: 0
   upgrade_qos: true
+  max_connect_packet_size: 16KB
+  max_subscriptions: infinity
+  max_publish_rate: 50
+  max_publish_bytes_rate: 64KB
+  max_control_rate: 0
+  rate_limit_on_exceed: reject
+  max_retained_messages: 5000
+  max_retained_payload_size: 64KB
+  max_retained_bytes: 256MB
+  retained_expiry: 30d
+  max_memory_queued_bytes: 2GB
 sys_topics:
   sys_msg_interval: 0
+authorization:
+  no_match: allow
+  deny_action: disconnect
+  cache: {enable: false, excludes: ["telemetry/#"]}
+  sources:
+    - type: file
+      path: /etc/rampart/acl.yaml
+    - type: http
+      url: https://authz.example.com/check
+      body: {topic: "${topic}"}
 `
 
 func TestLoadFullExample(t *testing.T) {
@@ -165,8 +186,20 @@ func TestLoadFullExample(t *testing.T) {
 		ServerKeepalive: Duration(time.Minute), MaxKeepalive: 600, RetainAvailable: false,
 		WildcardSubscription: false, SharedSubscription: false,
 		SharedSubscriptionStrategy: SharedRandom, MaxTopicAlias: 0, UpgradeQoS: true,
+		ResourceLimits: ResourceLimits{
+			MaxConnectPacketSize: 16 * KB, MaxSubscriptions: Infinity, MaxPublishRate: 50,
+			MaxPublishBytesRate: 64 * KB, MaxControlRate: 0, RateLimitOnExceed: RateLimitReject,
+			MaxRetainedMessages: 5000, MaxRetainedPayloadSize: 64 * KB, MaxRetainedBytes: 256 * MB,
+			RetainedExpiry: Duration(30 * 24 * time.Hour), MaxMemoryQueuedBytes: 2 * GB,
+		},
 	}
 	want.SysTopics.SysMsgInterval = 0
+	want.Authorization.NoMatch, want.Authorization.DenyAction = "allow", "disconnect"
+	want.Authorization.Cache.Enable, want.Authorization.Cache.Excludes = false, []string{"telemetry/#"}
+	file, http := defaultAuthzSource(), defaultAuthzSource()
+	file.Type, file.Path = SourceFile, "/etc/rampart/acl.yaml"
+	http.Type, http.URL, http.Body = SourceHTTP, "https://authz.example.com/check", map[string]string{"topic": "${topic}"}
+	want.Authorization.Sources = []AuthzSource{file, http}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("loaded\n%+v\nwant\n%+v", c, want)
 	}

@@ -87,6 +87,7 @@ func TestValidateTLSListeners(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
+			c.Authorization.NoMatch = "allow" // not what these cases are about
 			tc.change(c)
 			err := c.Validate()
 			if tc.want == nil {

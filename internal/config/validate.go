@@ -61,6 +61,7 @@ func (c *Config) validate(o origins) error {
 	c.checkListeners(ch)
 	checkAuthentication(ch, "authentication", c.Authentication)
 	c.checkAuthnSettings(ch)
+	c.checkGuard(ch)
 	c.checkMQTT(ch)
 	if d := c.SysTopics.SysMsgInterval; d != 0 && d.Duration() < time.Second {
 		ch.add("sys_topics.sys_msg_interval", "must be 0 (disabled) or at least 1s, got %s", d)
@@ -146,6 +147,11 @@ func (c *Config) checkListeners(ch *checker) {
 			}
 		}
 	}
+	anyPublic := false
+	for _, b := range enabled {
+		anyPublic = anyPublic || !allLoopback(b.hosts)
+	}
+	c.checkAuthorization(ch, anyPublic)
 	for _, b := range enabled {
 		// A listener that requires a verified client certificate authenticates every
 		// client by it; otherwise it needs a chain (its own or the global one).
@@ -440,6 +446,7 @@ func (c *Config) checkMQTT(ch *checker) {
 	}
 	ch.enum("mqtt.shared_subscription_strategy", checkEnum(m.SharedSubscriptionStrategy, SharedRoundRobin, SharedRandom))
 	ch.intRange("mqtt.max_topic_alias", m.MaxTopicAlias, 0, 65535)
+	c.checkResourceLimits(ch)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -211,6 +211,8 @@ func TestValidate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
+			// These cases are about listeners, not authorization (TestAuthorizationConfig).
+			c.Authorization.NoMatch = "allow"
 			tc.change(c)
 			err := c.Validate()
 			if tc.want == nil {

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/broker"
+	"github.com/rampart-mqtt/rampart/internal/config"
+	"github.com/rampart-mqtt/rampart/internal/guard"
+	"github.com/rampart-mqtt/rampart/internal/listener"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
+	"github.com/rampart-mqtt/rampart/internal/store/controldb"
+)
+
+// guardBroker runs a broker in this process with the ban list and flapping detection of
+// cfg, on a loopback listener, and returns its address and guard.
+func guardBroker(t *testing.T, cfg *config.Config) (string, *connectGuard) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := controldb.Open(ctx, filepath.Join(cfg.Node.DataDir, controlDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	g, err := buildGuard(ctx, cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := broker.Defaults()
+	o.SysInterval = 0
+	o.Guard = g
+	o.Logger = log
+	srv := broker.New(o)
+	g.disconnectOnBan(srv)
+	l, err := listener.NewTCP(ctx, listener.TCPOptions{Name: "default", Bind: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, []listener.Listener{l}) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = db.Close()
+	})
+	return l.Addr().String(), g
+}
+
+func connectCode(t *testing.T, addr, id string) (packet.ReasonCode, *rawClient) {
+	t.Helper()
+	c := dialRaw(t, addr, packet.V5)
+	c.send(&packet.Connect{Version: packet.V5, ClientID: id, CleanStart: true, KeepAlive: 60})
+	return expect[*packet.Connack](c).ReasonCode, c
+}
+
+func TestGuardFlappingClientIsBanned(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	addr, _ := guardBroker(t, cfg)
+	refusedAt := 0
+	for i := 1; i <= 20; i++ {
+		got, c := connectCode(t, addr, "flappy")
+		c.close()
+		if got == packet.Banned {
+			refusedAt = i
+			break
+		}
+		if got != packet.Success {
+			t.Fatalf("connect %d: CONNACK 0x%02X", i, byte(got))
+		}
+	}
+	if refusedAt != 16 {
+		t.Fatalf("first refusal at connect %d, want 16 (max_count 15)", refusedAt)
+	}
+	// Another client id is not affected.
+	if got, c := connectCode(t, addr, "steady"); got != packet.Success {
+		t.Fatalf("an unrelated client: CONNACK 0x%02X", byte(got))
+	} else {
+		c.close()
+	}
+}
+
+func TestGuardBans(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	addr, g := guardBroker(t, cfg)
+	ctx := context.Background()
+
+	t.Run("a new CIDR ban disconnects a live client in the range at once", func(t *testing.T) {
+		got, live := connectCode(t, addr, "live-1")
+		if got != packet.Success {
+			t.Fatalf("CONNACK 0x%02X", byte(got))
+		}
+		if _, err := g.bans.Add(ctx, guard.Ban{Kind: guard.BanPeerHost, Value: "127.0.0.0/8", Reason: "test", By: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		p, ok := live.next(waitPacket)
+		if d, isD := p.(*packet.Disconnect); !ok || !isD || d.ReasonCode != packet.AdministrativeAction {
+			t.Fatalf("got %s (open %v), want DISCONNECT 0x98", describe(p), ok)
+		}
+		if got, c := connectCode(t, addr, "live-2"); got != packet.Banned {
+			t.Fatalf("connect from a banned range: CONNACK 0x%02X, want 0x8A", byte(got))
+		} else {
+			c.close()
+		}
+		if _, err := g.bans.Remove(ctx, guard.BanPeerHost, "127.0.0.0/8"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a regular-expression ban on client ids", func(t *testing.T) {
+		if _, err := g.bans.Add(ctx, guard.Ban{Kind: guard.BanClientIDRe, Value: "^evil-[0-9]+$", Reason: "botnet", By: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]packet.ReasonCode{"evil-42": packet.Banned, "evil-x": packet.Success, "good-42": packet.Success} {
+			got, c := connectCode(t, addr, id)
+			c.close()
+			if got != want {
+				t.Errorf("%s: CONNACK 0x%02X, want 0x%02X", id, byte(got), byte(want))
+			}
+		}
+	})
+
+	t.Run("a ban ends on time", func(t *testing.T) {
+		if _, err := g.bans.Add(ctx, guard.Ban{Kind: guard.BanClientID, Value: "brief", Reason: "cool off", By: "ops",
+			Until: time.Now().Add(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if got, c := connectCode(t, addr, "brief"); got != packet.Banned {
+			t.Fatalf("CONNACK 0x%02X, want 0x8A", byte(got))
+		} else {
+			c.close()
+		}
+		deadline := time.Now().Add(waitPacket)
+		for {
+			got, c := connectCode(t, addr, "brief")
+			c.close()
+			if got == packet.Success {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the ban did not end")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func TestGuardBansSurviveARestart(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	ctx := context.Background()
+	func() {
+		db, err := controldb.Open(ctx, filepath.Join(cfg.Node.DataDir, controlDBFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		g, err := buildGuard(ctx, cfg, db, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := g.bans.Add(ctx, guard.Ban{Kind: guard.BanUsername, Value: fmt.Sprintf("user-%d", i), Reason: "r", By: "ops"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	addr, g := guardBroker(t, cfg)
+	if g.bans.Len() != 3 {
+		t.Fatalf("%d bans after the restart, want 3", g.bans.Len())
+	}
+	c := dialRaw(t, addr, packet.V5)
+	c.send(&packet.Connect{Version: packet.V5, ClientID: "x", CleanStart: true, HasUsername: true, Username: "user-1"})
+	if ack := expect[*packet.Connack](c); ack.ReasonCode != packet.Banned {
+		t.Fatalf("CONNACK 0x%02X, want 0x8A", byte(ack.ReasonCode))
+	}
+}

@@ -1,0 +1,163 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/mqtt/topic"
+)
+
+// Authorization source types.
+const (
+	SourceFile    = "file"
+	SourceBuiltIn = "built_in_database"
+	SourceHTTP    = "http"
+)
+
+// Authorization is the authorization chain: superuser, the rules the authenticator
+// returned, the cache, the sources in order, then no_match.
+type Authorization struct {
+	// NoMatch is allow or deny: the answer when no rule decides.
+	NoMatch string `yaml:"no_match"`
+	// DenyAction is ignore (refuse the one packet) or disconnect.
+	DenyAction string        `yaml:"deny_action"`
+	Cache      AuthzCache    `yaml:"cache"`
+	Sources    []AuthzSource `yaml:"sources"`
+}
+
+// AuthzCache is the per-client decision cache.
+type AuthzCache struct {
+	Enable   bool     `yaml:"enable"`
+	MaxSize  int      `yaml:"max_size"`
+	TTL      Duration `yaml:"ttl"`
+	Excludes []string `yaml:"excludes"`
+}
+
+// AuthzSource is one authorization source; which keys apply depends on type (the `mech`
+// tag lists them), and a key given for another type is a configuration error.
+type AuthzSource struct {
+	Type   string `yaml:"type"`
+	Enable bool   `yaml:"enable"`
+
+	// file
+	Path string `yaml:"path" mech:"file"`
+
+	// built_in_database
+	MaxRules int `yaml:"max_rules" mech:"built_in_database"`
+
+	// http
+	Method         string            `yaml:"method" mech:"http"`
+	URL            string            `yaml:"url" mech:"http"`
+	Body           map[string]string `yaml:"body" mech:"http"`
+	Headers        map[string]string `yaml:"headers" mech:"http"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"http"`
+	MaxConcurrency int               `yaml:"max_concurrency" mech:"http"`
+	OnError        string            `yaml:"on_error" mech:"http"`
+	AllowPlainHTTP bool              `yaml:"allow_plain_http" mech:"http"`
+	SSL            ClientSSL         `yaml:"ssl" mech:"http"`
+}
+
+func defaultAuthorization() Authorization {
+	return Authorization{
+		NoMatch:    "deny",
+		DenyAction: "ignore",
+		Cache:      AuthzCache{Enable: true, MaxSize: 32, TTL: Duration(time.Minute)},
+	}
+}
+
+func defaultAuthzSource() AuthzSource {
+	return AuthzSource{
+		Enable: true, MaxRules: 100, Method: "post", RequestTimeout: Duration(5 * time.Second), MaxConcurrency: 64,
+		OnError: "deny", SSL: ClientSSL{Verify: VerifyPeer},
+	}
+}
+
+// setDefaults is called by the loader on every new entry of authorization.sources.
+func (s *AuthzSource) setDefaults() { *s = defaultAuthzSource() }
+
+// HasSources reports whether an enabled authorization source is configured.
+func (a *Authorization) HasSources() bool {
+	for _, s := range a.Sources {
+		if s.Enable {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
+	a := c.Authorization
+	const p = "authorization"
+	ch.enum(p+".no_match", checkEnum(a.NoMatch, "allow", "deny"))
+	ch.enum(p+".deny_action", checkEnum(a.DenyAction, "ignore", "disconnect"))
+	if a.Cache.Enable {
+		ch.intRange(p+".cache.max_size", a.Cache.MaxSize, 1, 100000)
+		ch.durRange(p+".cache.ttl", a.Cache.TTL, time.Second, 24*time.Hour)
+	}
+	for i, f := range a.Cache.Excludes {
+		if err := topic.ValidateFilter(f, topic.Limits{}); err != nil {
+			ch.add(fmt.Sprintf("%s.cache.excludes[%d]", p, i), "%v", err)
+		}
+	}
+	def := reflect.ValueOf(defaultAuthzSource())
+	seen := map[string]bool{}
+	for i := range a.Sources {
+		s := &a.Sources[i]
+		sp := fmt.Sprintf("%s.sources[%d]", p, i)
+		switch s.Type {
+		case SourceFile, SourceBuiltIn, SourceHTTP:
+		default:
+			ch.add(sp+".type", "type %q is not supported; want file, built_in_database or http", s.Type)
+			continue
+		}
+		if seen[s.Type] && s.Type != SourceHTTP {
+			ch.add(sp+".type", "a %s source is already configured", s.Type)
+		}
+		seen[s.Type] = true
+		sv := reflect.ValueOf(*s)
+		t := sv.Type()
+		for j := 0; j < t.NumField(); j++ {
+			tag := t.Field(j).Tag.Get("mech")
+			if tag == "" || belongs(tag, s.Type) {
+				continue
+			}
+			if !sameValue(sv.Field(j), def.Field(j)) {
+				name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ",")
+				ch.add(sp+"."+name, "does not apply to a %s source", s.Type)
+			}
+		}
+		switch s.Type {
+		case SourceFile:
+			if s.Path == "" {
+				ch.add(sp+".path", "a file source needs the path of its ACL file")
+			}
+		case SourceBuiltIn:
+			ch.intRange(sp+".max_rules", s.MaxRules, 1, 10000)
+		case SourceHTTP:
+			if !strings.HasPrefix(s.URL, "https://") && !strings.HasPrefix(s.URL, "http://") {
+				ch.add(sp+".url", "want an http:// or https:// URL, got %q", s.URL)
+			}
+			ch.enum(sp+".method", checkEnum(s.Method, "post", "get"))
+			ch.enum(sp+".on_error", checkEnum(s.OnError, "deny", "ignore"))
+			ch.durRange(sp+".request_timeout", s.RequestTimeout, 100*time.Millisecond, time.Minute)
+			ch.intRange(sp+".max_concurrency", s.MaxConcurrency, 1, 10000)
+		}
+	}
+	if !a.HasSources() && a.NoMatch == "deny" && anyPublic {
+		ch.add(p+".sources", "a listener is not on loopback but no authorization source is configured: every "+
+			"client would be denied everything; add sources (e.g. a file source with etc/acl.yaml) or set no_match: allow explicitly")
+	}
+}
+
+// sameValue is reflect.DeepEqual where an empty map or list equals a missing one.
+func sameValue(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Map, reflect.Slice:
+		if a.Len() == 0 && b.Len() == 0 {
+			return true
+		}
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
