@@ -13,9 +13,11 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/authn/httpauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/jwtauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/x509auth"
+	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/guard"
+	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/store/controldb"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -272,4 +274,23 @@ func allListenersNamed(cfg *config.Config) []namedListener {
 		add("wss", name, cfg.Listeners.WSS[name].Listener)
 	}
 	return out
+}
+
+// disconnectOnUserChange disconnects a built-in user's live sessions when the user is
+// deleted or its password or superuser flag changes (MQTT 5: DISCONNECT 0x98): they
+// reconnect, and authenticate, under the account as it is now.
+func (a *authnSetup) disconnectOnUserChange(srv *broker.Server) {
+	if a.users == nil {
+		return
+	}
+	for idType, au := range a.users.byType {
+		au.OnUserChange(func(id string) {
+			srv.DisconnectClients(func(info *clientinfo.Info) bool {
+				if idType == controldb.ClientID {
+					return info.ClientID == id
+				}
+				return info.Username == id
+			}, packet.AdministrativeAction)
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/authn/builtin"
 	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/guard"
@@ -178,5 +179,73 @@ func TestGuardBansSurviveARestart(t *testing.T) {
 	c.send(&packet.Connect{Version: packet.V5, ClientID: "x", CleanStart: true, HasUsername: true, Username: "user-1"})
 	if ack := expect[*packet.Connack](c); ack.ReasonCode != packet.Banned {
 		t.Fatalf("CONNACK 0x%02X, want 0x8A", byte(ack.ReasonCode))
+	}
+}
+
+// TestUserChangeDisconnects: deleting a built-in user, or changing its superuser flag,
+// disconnects its live sessions at once, so none keeps rights the account no longer has.
+func TestUserChangeDisconnects(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	users := writeFile(t, "users.csv", "user_id,password,is_superuser\nzoe,zoe-pw,true\n")
+	cfg.Authentication = append(cfg.Authentication, config.DefaultAuthenticator())
+	c0 := &cfg.Authentication[0]
+	c0.Mechanism, c0.Backend, c0.BootstrapFile = config.MechPasswordBased, config.BackendBuiltIn, users
+	c0.PasswordHashAlgorithm.Memory, c0.PasswordHashAlgorithm.Iterations = 8*config.MB, 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, err := controldb.Open(ctx, filepath.Join(cfg.Node.DataDir, controlDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.DiscardHandler)
+	auth, err := buildAuthn(ctx, cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Close()
+	o := broker.Defaults()
+	o.SysInterval, o.Logger, o.Authenticator = 0, log, auth.service
+	srv := broker.New(o)
+	auth.disconnectOnUserChange(srv)
+	l, err := listener.NewTCP(ctx, listener.TCPOptions{Name: "default", Bind: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, []listener.Listener{l}) }()
+	defer func() { cancel(); <-done }()
+	addr := l.Addr().String()
+	store := auth.users.byType[controldb.Username]
+
+	got, c := authConnect(t, addr, packet.V5, "zoe-1", "zoe", "zoe-pw")
+	if got != packet.Success {
+		t.Fatalf("CONNACK 0x%02X", byte(got))
+	}
+	no := false
+	if err := store.UpdateUser(ctx, "zoe", builtin.UserUpdate{Superuser: &no}); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := c.next(waitPacket)
+	if d, isD := p.(*packet.Disconnect); !ok || !isD || d.ReasonCode != packet.AdministrativeAction {
+		t.Fatalf("after the superuser flag changed: got %s (open %v), want DISCONNECT 0x98", describe(p), ok)
+	}
+	got, c = authConnect(t, addr, packet.V5, "zoe-2", "zoe", "zoe-pw")
+	if got != packet.Success {
+		t.Fatalf("reconnect: CONNACK 0x%02X", byte(got))
+	}
+	if err := store.DeleteUser(ctx, "zoe"); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := c.next(waitPacket); ok {
+		if d, isD := p.(*packet.Disconnect); !isD || d.ReasonCode != packet.AdministrativeAction {
+			t.Fatalf("after the user was deleted: got %s, want DISCONNECT 0x98", describe(p))
+		}
+	}
+	if got, c := authConnect(t, addr, packet.V5, "zoe-3", "zoe", "zoe-pw"); got == packet.Success {
+		t.Fatal("a deleted user connected")
+	} else {
+		c.close()
 	}
 }

@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 	go reloadOnSIGHUP(ctx, az.reloadACLFiles)
 	srv := broker.New(o)
 	gd.disconnectOnBan(srv)
+	auth.disconnectOnUserChange(srv)
 	if err := srv.Restore(ctx); err != nil {
 		return err
 	}

@@ -151,6 +151,10 @@ func defaultAuthnSettings() AuthnSettings {
 	}
 }
 
+// DefaultAuthenticator returns an authentication entry with every key at its default, as
+// the loader starts each entry of an authentication list.
+func DefaultAuthenticator() Authenticator { return defaultAuthenticator() }
+
 func defaultAuthenticator() Authenticator {
 	return Authenticator{
 		Enable:                true,

@@ -148,7 +148,31 @@ type Authenticator struct {
 	// the index never ends up older than the database.
 	writeMu sync.Mutex
 
+	// changed are told the id of a user whose password or superuser flag changed or who
+	// was deleted, after the index has the change.
+	changedMu sync.Mutex
+	changed   []func(id string)
+
 	upgrades upgrader
+}
+
+// OnUserChange registers fn to run, before UpdateUser or DeleteUser returns, with the id
+// of the user it changed. The broker disconnects that user's live sessions, so no client
+// keeps rights (a superuser flag, a session opened with a now-changed password) its
+// account no longer has.
+func (a *Authenticator) OnUserChange(fn func(id string)) {
+	a.changedMu.Lock()
+	a.changed = append(a.changed, fn)
+	a.changedMu.Unlock()
+}
+
+func (a *Authenticator) userChanged(id string) {
+	a.changedMu.Lock()
+	fns := append([]func(string){}, a.changed...)
+	a.changedMu.Unlock()
+	for _, fn := range fns {
+		fn(id)
+	}
 }
 
 var (

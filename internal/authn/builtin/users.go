@@ -75,6 +75,7 @@ func (a *Authenticator) UpdateUser(ctx context.Context, id string, upd UserUpdat
 		return fmt.Errorf("built_in_database: update user: %w", err)
 	}
 	a.publish(&u)
+	a.userChanged(id)
 	return nil
 }
 
@@ -89,6 +90,7 @@ func (a *Authenticator) DeleteUser(ctx context.Context, id string) error {
 	a.mu.Lock()
 	delete(a.index, id)
 	a.mu.Unlock()
+	a.userChanged(id)
 	return nil
 }
 
