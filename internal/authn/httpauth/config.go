@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -234,7 +234,7 @@ func (c Config) parseURL(s *settings) error {
 		return fmt.Errorf("url: %q: no valid host", c.URL)
 	}
 	s.origin, s.host = u.Scheme+"://"+u.Host, u.Host
-	if !s.https && !c.AllowPlainHTTP && !isLoopback(u.Hostname()) {
+	if !s.https && !c.AllowPlainHTTP && !httpc.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("url: plain http to %s would send passwords in clear text; use https or set allow_plain_http", u.Hostname())
 	}
 	if s.path, err = placeholder.Parse(path, placeholder.Options{NoPassword: true}); err != nil {
@@ -246,14 +246,6 @@ func (c Config) parseURL(s *settings) error {
 		}
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 func sortedKeys(m map[string]string) []string {

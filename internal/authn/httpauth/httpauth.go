@@ -8,6 +8,7 @@ package httpauth
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
@@ -49,34 +51,17 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*Authenticator, error
 	if err != nil {
 		return nil, fmt.Errorf("http authn: %w", err)
 	}
-	tr := &http.Transport{
-		// No Proxy: passwords go to the configured service, not to whatever the
-		// environment's HTTP_PROXY names.
-		DialContext:            (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:    s.timeout,
-		ResponseHeaderTimeout:  s.timeout,
-		MaxIdleConns:           s.maxConc,
-		MaxIdleConnsPerHost:    s.maxConc,
-		MaxConnsPerHost:        s.maxConc,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		ForceAttemptHTTP2:      true,
-	}
+	var tlsCfg *tls.Config
 	if s.https {
-		if tr.TLSClientConfig, err = tlsconf.NewClient(cfg.SSL); err != nil {
+		if tlsCfg, err = tlsconf.NewClient(cfg.SSL); err != nil {
 			return nil, fmt.Errorf("http authn: ssl: %w", err)
 		}
 	}
 	a := &Authenticator{
-		s: s,
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is answered as the final response (and, not being 2xx, fails):
-			// following it would send credentials to wherever the service points.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		sem: make(chan struct{}, s.maxConc),
-		log: log,
+		s:      s,
+		client: httpc.New(httpc.Options{Timeout: s.timeout, MaxConns: s.maxConc, MaxHeaderBytes: 64 << 10, TLS: tlsCfg}),
+		sem:    make(chan struct{}, s.maxConc),
+		log:    log,
 	}
 	if s.method == http.MethodGet && s.bodyHasPwd {
 		log.Warn("http authn: method get puts ${password} in the URL query, where proxies and access logs may record it; prefer post")

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -231,7 +231,7 @@ func (c Config) compileURL(p *compiled) error {
 		return fmt.Errorf("url: %q: no valid host", raw)
 	}
 	p.origin, p.host = u.Scheme+"://"+u.Host, u.Host
-	if !p.https && !c.AllowPlainHTTP && !loopbackHost(u.Hostname()) {
+	if !p.https && !c.AllowPlainHTTP && !httpc.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("url: plain http to %s lets anyone on the path read the questions and forge the answers; use https or set allow_plain_http", u.Hostname())
 	}
 	if hasDotSegment(path) {
@@ -246,14 +246,6 @@ func (c Config) compileURL(p *compiled) error {
 		}
 	}
 	return nil
-}
-
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	addr, err := netip.ParseAddr(host)
-	return err == nil && addr.IsLoopback()
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -18,6 +18,7 @@ package httpsrc
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authz"
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
@@ -63,35 +65,18 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http authz: %w", err)
 	}
-	tr := &http.Transport{
-		// Proxy is left nil: questions go to the configured service, not to whatever
-		// HTTP_PROXY names in the environment.
-		DialContext:            (&net.Dialer{Timeout: p.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:    p.timeout,
-		ResponseHeaderTimeout:  p.timeout,
-		MaxConnsPerHost:        p.maxConc,
-		MaxIdleConns:           p.maxConc,
-		MaxIdleConnsPerHost:    p.maxConc,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 32 << 10,
-		ForceAttemptHTTP2:      true,
-	}
+	var tlsCfg *tls.Config
 	if p.https {
-		if tr.TLSClientConfig, err = tlsconf.NewClient(cfg.SSL); err != nil {
+		if tlsCfg, err = tlsconf.NewClient(cfg.SSL); err != nil {
 			return nil, fmt.Errorf("http authz: ssl: %w", err)
 		}
 	}
 	s := &Source{
-		p: p,
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is the answer (not 2xx, so a failure): following it would let
-			// the service send questions, and trust, somewhere else.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		slots: make(chan struct{}, p.maxConc),
-		log:   log,
-		fails: failureLog{every: failureLogEvery},
+		p:      p,
+		client: httpc.New(httpc.Options{Timeout: p.timeout, MaxConns: p.maxConc, MaxHeaderBytes: 32 << 10, TLS: tlsCfg}),
+		slots:  make(chan struct{}, p.maxConc),
+		log:    log,
+		fails:  failureLog{every: failureLogEvery},
 	}
 	onError := OnErrorDeny
 	if p.ignore {
