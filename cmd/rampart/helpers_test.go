@@ -140,6 +140,8 @@ listeners:
   tcp:
     default:
       bind: 127.0.0.1:0
+      # Every test client dials from 127.0.0.1; storms of them stand for many devices.
+      max_preauth_connections_per_ip: infinity
   ws:
     default:
       enable: false

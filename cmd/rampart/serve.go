@@ -211,14 +211,20 @@ func openListeners(ctx context.Context, cfg *config.Config, tlsByName map[string
 // tcpOptions are the options every TCP-based listener takes from its configuration.
 func tcpOptions(name string, l config.Listener, log *slog.Logger) listener.TCPOptions {
 	return listener.TCPOptions{Name: name, Bind: l.Bind, MaxConnections: limit(l.MaxConnections), Logger: log,
-		Access: accessRules(l), Proxy: proxyOptions(l), MaxConnRate: connRate(l)}
+		Access: accessRules(l), Proxy: proxyOptions(l), MaxConnRate: connRate(l), PerIP: perIPLimits(l)}
 }
 
 // wsOptions are the options every WebSocket listener takes from its configuration.
 func wsOptions(name string, w config.WSListener, maxRead int64, log *slog.Logger) listener.WSOptions {
 	return listener.WSOptions{Name: name, Bind: w.Bind, Path: w.Path, MaxConnections: limit(w.MaxConnections),
 		CheckOrigin: w.CheckOrigin, AllowedOrigins: w.AllowedOrigins, ReadLimit: maxRead, Logger: log,
-		Access: accessRules(w.Listener), Proxy: proxyOptions(w.Listener), MaxConnRate: connRate(w.Listener)}
+		Access: accessRules(w.Listener), Proxy: proxyOptions(w.Listener), MaxConnRate: connRate(w.Listener),
+		PerIP: perIPLimits(w.Listener)}
+}
+
+// perIPLimits are a listener's limits on the connections of one client address.
+func perIPLimits(l config.Listener) listener.PerIPLimits {
+	return listener.PerIPLimits{MaxConnections: limit(l.MaxConnectionsPerIP), MaxPreauth: limit(l.MaxPreauthConnectionsPerIP)}
 }
 
 // logAnonymous says at start when a listener lets clients in without authentication: no
@@ -275,6 +281,9 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.MaxPublishBytesRate = m.MaxPublishBytesRate.Bytes()
 	o.MaxControlRate = m.MaxControlRate
 	o.RateLimitReject = m.RateLimitOnExceed == config.RateLimitReject
+	o.MaxListenerPublishRate = m.MaxListenerPublishRate
+	o.MaxConnectionsPerUsername = int(limit(m.MaxConnectionsPerUsername))
+	o.MaxConnectionLifetime = m.MaxConnectionLifetime.Duration()
 	o.MaxRetained = int(m.MaxRetainedMessages)
 	o.MaxRetainedPayload = int(m.MaxRetainedPayloadSize.Bytes())
 	o.MaxRetainedBytes = m.MaxRetainedBytes.Bytes()

@@ -123,7 +123,9 @@ func (c *conn) exchange(ctx context.Context, conv authn.Conversation, method str
 			if errors.As(err, &pe) {
 				return nil, res, c.refuse(pe.Code, pe.Error())
 			}
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.srv.limitHit(reasonConnectTimeout, c)
+			} else {
 				c.srv.log.Debug("connection lost during authentication", "peer", c.meta.Peer, "err", err)
 			}
 			c.closeSocket()

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/listener"
@@ -86,10 +88,13 @@ type conn struct {
 	kickOnce   sync.Once
 	kickReason packet.ReasonCode
 
-	// Abuse control, see ratelimit.go.
-	rates   *connRates    // token buckets, made on first use
-	pktSize int           // wire size of the packet being handled
-	closed  chan struct{} // made by closing; closed when the connection is closing
+	// Abuse control, see ratelimit.go and connlimits.go.
+	rates        *connRates    // token buckets, made on first use
+	listenerRate *rate.Limiter // shared by the connections of the listener; nil = none
+	pktSize      int           // wire size of the packet being handled
+	closed       chan struct{} // made by closing; closed when the connection is closing
+	userSlot     string        // the user name whose connected clients count this one
+	lifetime     *time.Timer   // ends the connection at MaxConnectionLifetime
 }
 
 func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
@@ -147,6 +152,9 @@ func (c *conn) serve(ctx context.Context) {
 	c.setReadDeadline(time.Now().Add(c.srv.o.IdleTimeout))
 	p, err := c.rd.ReadPacket(0)
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.limitHit(reasonConnectTimeout, c)
+		}
 		c.refuseConnect(p, err)
 		c.finish()
 		return
@@ -363,6 +371,12 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	if c.will != nil && !c.az.Authorize(ctx, authz.Action{Kind: authz.ActPublish, QoS: c.will.QoS, Retain: c.will.Retain}, c.will.Topic) {
 		return c.refuse(packet.NotAuthorized, "will topic not authorized")
 	}
+	// Checked once the client is authenticated, so that the answer tells a stranger
+	// nothing about a user name's connections.
+	if !c.srv.takeUserSlot(c) {
+		c.srv.limitHit(reasonUsernameConnections, c, "username_limit", o.MaxConnectionsPerUsername)
+		return c.refuse(packet.QuotaExceeded, "the user name has max_connections_per_username clients connected")
+	}
 
 	maxExpiry := uint32(min(o.SessionExpiry/time.Second, 0xFFFFFFFF))
 	var expiry uint32
@@ -389,6 +403,8 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	}
 	c.sess = sess
 	c.srv.stats.connected.Add(1)
+	c.admitted()
+	c.startLifetime()
 
 	ack.SessionPresent = present
 	if c.version == packet.V5 {
@@ -578,6 +594,8 @@ func (c *conn) closeWith(code packet.ReasonCode, why string) {
 func (c *conn) cleanup() {
 	c.flushAndClose()
 	c.stopAuth()
+	c.stopLifetime()
+	c.srv.releaseUserSlot(c)
 	sess := c.sess
 	if sess == nil {
 		return

@@ -1449,6 +1449,9 @@ func TestE2EIdleSocketsHygiene(t *testing.T) {
 		eventually(t, 10*time.Second, fmt.Sprintf("goroutines back to baseline %d", baseline), func() bool {
 			return runtime.NumGoroutine() <= baseline+5
 		})
+		if got := b.srv.LimitStats().ConnectTimeouts; got != n {
+			t.Errorf("ConnectTimeouts = %d, want %d", got, n)
+		}
 	})
 }
 

@@ -19,6 +19,12 @@ type testBroker struct {
 
 func startBroker(t testing.TB, mutate func(*Options)) *testBroker {
 	t.Helper()
+	return startBrokerOn(t, mutate, nil)
+}
+
+// startBrokerOn is startBroker with the listener's options changed by listen.
+func startBrokerOn(t testing.TB, mutate func(*Options), listen func(*listener.TCPOptions)) *testBroker {
+	t.Helper()
 	o := Defaults()
 	o.SysInterval = 0
 	// Park idle connections almost at once, so every test also drives the parking paths
@@ -28,7 +34,11 @@ func startBroker(t testing.TB, mutate func(*Options)) *testBroker {
 		mutate(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := listener.NewTCP(ctx, listener.TCPOptions{Name: "test", Bind: "127.0.0.1:0"})
+	lo := listener.TCPOptions{Name: "test", Bind: "127.0.0.1:0"}
+	if listen != nil {
+		listen(&lo)
+	}
+	l, err := listener.NewTCP(ctx, lo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,9 +13,15 @@ import (
 // Abuse control: budgets that bound what clients can make the broker hold, and the
 // counters and log lines that say when one was reached.
 //
-//   - The packets read before CONNACK are bounded by MaxConnectPacketSize (newConn).
+//   - The packets read before CONNACK are bounded by MaxConnectPacketSize (newConn), and
+//     must arrive within IdleTimeout (serve).
+//   - Listeners refuse a client address over its concurrent or pre-authentication
+//     connection limits at accept; they report it here (listenerRefused).
+//   - A user name has at most MaxConnectionsPerUsername connected clients (takeUserSlot),
+//     and a connection lives at most MaxConnectionLifetime (startLifetime).
 //   - A session holds at most MaxSubscriptions filters (handleSubscribe).
-//   - Per-connection token buckets pace PUBLISH and control packets (ratelimit.go).
+//   - Per-connection token buckets pace PUBLISH and control packets, and one bucket per
+//     listener paces the PUBLISH packets of all its connections (ratelimit.go).
 //   - Retained messages have a count, a payload size and a byte budget, and may expire.
 //   - Session queues and retained messages together stay under MaxMemoryBytes: past it,
 //     QoS 0 messages for sessions that are not keeping up are dropped and no new retained
@@ -45,23 +52,48 @@ const (
 	reasonRetainedMemory
 	reasonMemoryDropped
 	reasonRetainedExpired
+	reasonConnectTimeout
+	reasonPerIPConnections
+	reasonPerIPPreauth
+	reasonUsernameConnections
+	reasonLifetimeEnded
+	reasonListenerPublishThrottled
 	numLimitReasons
 )
 
 func (r limitReason) String() string {
 	return [numLimitReasons]string{
-		reasonConnectTooLarge:   "connect_too_large",
-		reasonSubscriptionQuota: "subscription_quota",
-		reasonPublishThrottled:  "publish_throttled",
-		reasonControlThrottled:  "control_throttled",
-		reasonPublishRejected:   "publish_rate_rejected",
-		reasonRetainedPayload:   "retained_payload_too_large",
-		reasonRetainedCount:     "retained_count_full",
-		reasonRetainedBytes:     "retained_bytes_full",
-		reasonRetainedMemory:    "retained_memory_full",
-		reasonMemoryDropped:     "memory_dropped",
-		reasonRetainedExpired:   "retained_expired",
+		reasonConnectTooLarge:          "connect_too_large",
+		reasonSubscriptionQuota:        "subscription_quota",
+		reasonPublishThrottled:         "publish_throttled",
+		reasonControlThrottled:         "control_throttled",
+		reasonPublishRejected:          "publish_rate_rejected",
+		reasonRetainedPayload:          "retained_payload_too_large",
+		reasonRetainedCount:            "retained_count_full",
+		reasonRetainedBytes:            "retained_bytes_full",
+		reasonRetainedMemory:           "retained_memory_full",
+		reasonMemoryDropped:            "memory_dropped",
+		reasonRetainedExpired:          "retained_expired",
+		reasonConnectTimeout:           "connect_timeout",
+		reasonPerIPConnections:         "per_ip_connections",
+		reasonPerIPPreauth:             "per_ip_preauth",
+		reasonUsernameConnections:      "username_connections",
+		reasonLifetimeEnded:            "connection_lifetime",
+		reasonListenerPublishThrottled: "listener_publish_throttled",
 	}[r]
+}
+
+// level is the level of the log line of r: routine housekeeping is logged at debug
+// level, what every exposed broker sees (scanners holding sockets open, lifetimes that
+// end by design) at info level, and the rest, which a client pushed into, as warnings.
+func (r limitReason) level() slog.Level {
+	switch r {
+	case reasonRetainedExpired:
+		return slog.LevelDebug
+	case reasonConnectTimeout, reasonLifetimeEnded:
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
 }
 
 // limitState is the abuse-control state of one Server.
@@ -90,6 +122,21 @@ type LimitStats struct {
 	RetainedMemoryFull      int64 // ... MaxMemoryBytes reached
 	MemoryDropped           int64 // messages dropped because MaxMemoryBytes was reached
 	RetainedExpired         int64 // retained messages dropped as expired (RetainedExpiry or their own expiry)
+	// ConnectTimeouts counts connections closed because no CONNECT (or no step of an
+	// enhanced authentication) arrived within IdleTimeout.
+	ConnectTimeouts int64
+	// PerIPConnectionsRefused and PerIPPreauthRefused count connections a listener closed
+	// at accept because their client address had too many open, or too many that had not
+	// completed CONNECT (listener.PerIPLimits).
+	PerIPConnectionsRefused int64
+	PerIPPreauthRefused     int64
+	// UsernameConnectionsRefused counts CONNECTs refused by MaxConnectionsPerUsername.
+	UsernameConnectionsRefused int64
+	// LifetimeEnded counts connections ended by MaxConnectionLifetime.
+	LifetimeEnded int64
+	// ListenerPublishThrottled counts PUBLISH packets whose reading waited for
+	// MaxListenerPublishRate (rather than for a per-connection rate).
+	ListenerPublishThrottled int64
 
 	QueuedBytes      int64 // bytes in session queues now (approximate, see below)
 	RetainedBytes    int64 // bytes of retained messages now
@@ -102,20 +149,26 @@ func (s *Server) LimitStats() LimitStats {
 	l := s.o.limits
 	h := func(r limitReason) int64 { return l.hits[r].Load() }
 	return LimitStats{
-		ConnectTooLarge:         h(reasonConnectTooLarge),
-		SubscriptionsRefused:    h(reasonSubscriptionQuota),
-		PublishThrottled:        h(reasonPublishThrottled),
-		ControlThrottled:        h(reasonControlThrottled),
-		PublishRejected:         h(reasonPublishRejected),
-		RetainedPayloadTooLarge: h(reasonRetainedPayload),
-		RetainedCountFull:       h(reasonRetainedCount),
-		RetainedBytesFull:       h(reasonRetainedBytes),
-		RetainedMemoryFull:      h(reasonRetainedMemory),
-		MemoryDropped:           h(reasonMemoryDropped),
-		RetainedExpired:         h(reasonRetainedExpired),
-		QueuedBytes:             l.queued.Load(),
-		RetainedBytes:           s.retained.bytes.Load(),
-		RetainedMessages:        s.retained.count.Load(),
+		ConnectTooLarge:            h(reasonConnectTooLarge),
+		SubscriptionsRefused:       h(reasonSubscriptionQuota),
+		PublishThrottled:           h(reasonPublishThrottled),
+		ControlThrottled:           h(reasonControlThrottled),
+		PublishRejected:            h(reasonPublishRejected),
+		RetainedPayloadTooLarge:    h(reasonRetainedPayload),
+		RetainedCountFull:          h(reasonRetainedCount),
+		RetainedBytesFull:          h(reasonRetainedBytes),
+		RetainedMemoryFull:         h(reasonRetainedMemory),
+		MemoryDropped:              h(reasonMemoryDropped),
+		RetainedExpired:            h(reasonRetainedExpired),
+		ConnectTimeouts:            h(reasonConnectTimeout),
+		PerIPConnectionsRefused:    h(reasonPerIPConnections),
+		PerIPPreauthRefused:        h(reasonPerIPPreauth),
+		UsernameConnectionsRefused: h(reasonUsernameConnections),
+		LifetimeEnded:              h(reasonLifetimeEnded),
+		ListenerPublishThrottled:   h(reasonListenerPublishThrottled),
+		QueuedBytes:                l.queued.Load(),
+		RetainedBytes:              s.retained.bytes.Load(),
+		RetainedMessages:           s.retained.count.Load(),
 	}
 }
 
@@ -138,11 +191,11 @@ func (s *Server) limitHits(r limitReason, n int64, c *conn, attrs ...any) {
 	if c != nil {
 		attrs = append(attrs, "client", c.info.ClientID, "peer", c.meta.Peer, "listener", c.meta.Listener)
 	}
+	msg := "abuse control: limit reached"
 	if r == reasonRetainedExpired {
-		s.log.Debug("retained messages expired", attrs...)
-		return
+		msg = "retained messages expired"
 	}
-	s.log.Warn("abuse control: limit reached", attrs...)
+	s.log.Log(context.Background(), r.level(), msg, attrs...)
 }
 
 // memoryUsed is what session queues and retained messages hold.
@@ -368,6 +421,12 @@ func (l LimitStats) counters() []limitCounter {
 		{"retained_memory_full", l.RetainedMemoryFull},
 		{"memory_dropped", l.MemoryDropped},
 		{"retained_expired", l.RetainedExpired},
+		{"connect_timeouts", l.ConnectTimeouts},
+		{"per_ip_connections_refused", l.PerIPConnectionsRefused},
+		{"per_ip_preauth_refused", l.PerIPPreauthRefused},
+		{"username_connections_refused", l.UsernameConnectionsRefused},
+		{"connection_lifetime_ended", l.LifetimeEnded},
+		{"listener_publish_throttled", l.ListenerPublishThrottled},
 		{"queued_bytes", l.QueuedBytes},
 		{"retained_bytes", l.RetainedBytes},
 	}

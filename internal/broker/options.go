@@ -64,6 +64,22 @@ type Options struct {
 	MaxPublishBytesRate int64 // PUBLISH bytes per second
 	MaxControlRate      int   // SUBSCRIBE, UNSUBSCRIBE, PINGREQ and AUTH packets per second
 	RateLimitReject     bool
+	// MaxListenerPublishRate bounds the PUBLISH packets per second of all the connections
+	// of one listener together (each listener has its own bucket, with bursts of one
+	// second's worth). It paces, or with RateLimitReject refuses, as the per-connection
+	// publish rate does. Taken as given; 0 means no limit.
+	MaxListenerPublishRate int
+	// MaxConnectionsPerUsername bounds the connected clients that share one user name; a
+	// CONNECT beyond it is refused with 0x97 (MQTT 3.1.1: server unavailable). A client
+	// taking over its own session (same client id and user name) is not counted twice,
+	// and clients without a user name are not counted. Taken as given; 0 means no limit.
+	MaxConnectionsPerUsername int
+	// MaxConnectionLifetime ends a connection this long after its CONNECT was accepted
+	// (MQTT 5: DISCONNECT 0xA0, maximum connect time), parked or not, so that clients
+	// authenticate again. Each connection's lifetime is drawn between nine tenths of it
+	// and all of it, so that clients that connected together do not all reconnect
+	// together. Taken as given; 0 means no limit.
+	MaxConnectionLifetime time.Duration
 	// Retained budgets: a new retained message beyond one is not stored. RetainedExpiry
 	// drops retained messages older than it (taken as given, 0 = never).
 	MaxRetained        int

@@ -8,9 +8,12 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 )
 
-// Per-connection rate limits. A client over a rate is slowed down by not reading its
-// socket: the read loop waits out the token bucket's delay before it handles the packet,
-// so the client's own sends back up in TCP and nothing is buffered for it here.
+// Rate limits. A client over a rate is slowed down by not reading its socket: the read
+// loop waits out the token bucket's delay before it handles the packet, so the client's
+// own sends back up in TCP and nothing is buffered for it here. Each connection has its
+// own buckets; the PUBLISH packets of all the connections of a listener also share one
+// bucket of that listener. A paused connection holds at most one reservation in the
+// shared bucket, so the connections of a listener over its rate take turns.
 
 // connRates holds a connection's token buckets; each is made when first needed and is nil
 // while its rate is unlimited.
@@ -38,6 +41,25 @@ func (r *connRates) publishLimiters(o *Options) (msgs, bytes *rate.Limiter) {
 	return r.publish, r.publishBytes
 }
 
+// listenerRateLocked returns the shared PUBLISH bucket of the listener of that name,
+// making it on first use, or nil without MaxListenerPublishRate. Call with s.mu held. The
+// table holds one bucket per listener name the server has seen.
+func (s *Server) listenerRateLocked(name string) *rate.Limiter {
+	n := s.o.MaxListenerPublishRate
+	if n <= 0 {
+		return nil
+	}
+	l := s.pubRates[name]
+	if l == nil {
+		if s.pubRates == nil {
+			s.pubRates = make(map[string]*rate.Limiter)
+		}
+		l = rate.NewLimiter(rate.Limit(n), n)
+		s.pubRates[name] = l
+	}
+	return l
+}
+
 func (r *connRates) controlLimiter(o *Options) *rate.Limiter {
 	if r.control == nil && o.MaxControlRate > 0 {
 		r.control = rate.NewLimiter(rate.Limit(o.MaxControlRate), o.MaxControlRate)
@@ -56,7 +78,7 @@ func (c *conn) pace(p packet.Packet, size int) bool {
 	var reason limitReason
 	switch p := p.(type) {
 	case *packet.Publish:
-		if (o.MaxPublishRate <= 0 && o.MaxPublishBytesRate <= 0) || c.rejectsOverRate(p) {
+		if (o.MaxPublishRate <= 0 && o.MaxPublishBytesRate <= 0 && c.listenerRate == nil) || c.rejectsOverRate(p) {
 			return true
 		}
 		msgs, bytes := c.rateLimits().publishLimiters(o)
@@ -67,6 +89,11 @@ func (c *conn) pace(p packet.Packet, size int) bool {
 			delay = max(delay, bytes.ReserveN(now, min(size, bytes.Burst())).DelayFrom(now))
 		}
 		reason = reasonPublishThrottled
+		if c.listenerRate != nil {
+			if d := c.listenerRate.ReserveN(now, 1).DelayFrom(now); d > delay {
+				delay, reason = d, reasonListenerPublishThrottled
+			}
+		}
 	case *packet.Subscribe, *packet.Unsubscribe, *packet.Pingreq, *packet.Auth:
 		if o.MaxControlRate <= 0 {
 			return true
@@ -89,8 +116,8 @@ func (c *conn) rejectsOverRate(p *packet.Publish) bool {
 	return c.srv.o.RateLimitReject && c.version == packet.V5 && p.QoS > 0
 }
 
-// allowPublish takes the tokens of one PUBLISH of size bytes if the client has them, and
-// reports whether it had: the reject mode of the publish rates.
+// allowPublish takes the tokens of one PUBLISH of size bytes if the client and its
+// listener have them, and reports whether they had: the reject mode of the publish rates.
 func (c *conn) allowPublish(now time.Time, size int) bool {
 	msgs, bytes := c.rateLimits().publishLimiters(&c.srv.o)
 	var taken []*rate.Reservation
@@ -102,6 +129,11 @@ func (c *conn) allowPublish(now time.Time, size int) bool {
 	}
 	if bytes != nil && ok {
 		r := bytes.ReserveN(now, min(size, bytes.Burst()))
+		taken = append(taken, r)
+		ok = r.DelayFrom(now) == 0
+	}
+	if c.listenerRate != nil && ok {
+		r := c.listenerRate.ReserveN(now, 1)
 		taken = append(taken, r)
 		ok = r.DelayFrom(now) == 0
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/listener"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
@@ -35,6 +37,8 @@ type Server struct {
 	mu        sync.Mutex
 	sessions  map[string]*session
 	conns     map[*conn]struct{}
+	userConns map[string]int           // connected clients by user name (MaxConnectionsPerUsername)
+	pubRates  map[string]*rate.Limiter // PUBLISH rate by listener (MaxListenerPublishRate)
 	nextSeq   uint64
 	closing   bool
 	connsDone sync.WaitGroup
@@ -96,6 +100,7 @@ func (s *Server) Serve(ctx context.Context, ls []listener.Listener) error {
 	errs := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
+		l.OnRefuse(s.listenerRefused)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -162,6 +167,7 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, meta listener.Meta
 	}
 	s.conns[c] = struct{}{}
 	s.connsDone.Add(1)
+	c.listenerRate = s.listenerRateLocked(meta.Listener)
 	s.mu.Unlock()
 	s.stats.connections.Add(1)
 	c.onEnd = func() {

@@ -136,6 +136,11 @@ type Listener struct {
 	// second's worth); 0 = unlimited.
 	MaxConnRate      int `yaml:"max_conn_rate"`
 	MaxConnRatePerIP int `yaml:"max_conn_rate_per_ip"`
+	// MaxConnectionsPerIP bounds the connections open at once from one client address,
+	// and MaxPreauthConnectionsPerIP those of them that have not completed CONNECT; a
+	// connection over either is closed as soon as its address is known.
+	MaxConnectionsPerIP        Limit `yaml:"max_connections_per_ip"`
+	MaxPreauthConnectionsPerIP Limit `yaml:"max_preauth_connections_per_ip"`
 	// ProxyProtocol requires a PROXY protocol header from a trusted load balancer.
 	ProxyProtocol        bool       `yaml:"proxy_protocol"`
 	ProxyProtocolTimeout Duration   `yaml:"proxy_protocol_timeout"`
@@ -266,6 +271,11 @@ func defaultListener() Listener {
 			SendTimeout:   Duration(15 * time.Second),
 			HighWatermark: 1 * MB,
 		},
+
+		MaxConnectionsPerIP: Infinity,
+		// Enough for the devices behind one NAT to reconnect together at a normal pace;
+		// few enough that one address cannot hold the listener with idle sockets.
+		MaxPreauthConnectionsPerIP: 64,
 	}
 }
 

@@ -15,6 +15,14 @@ type ResourceLimits struct {
 	MaxPublishBytesRate Size            `yaml:"max_publish_bytes_rate"`
 	MaxControlRate      int             `yaml:"max_control_rate"`
 	RateLimitOnExceed   RateLimitAction `yaml:"rate_limit_on_exceed"`
+	// MaxListenerPublishRate bounds the PUBLISH packets per second of all the clients of
+	// one listener together (each listener separately); 0 = unlimited.
+	MaxListenerPublishRate int `yaml:"max_listener_publish_rate"`
+	// MaxConnectionsPerUsername bounds the clients connected at once with one user name.
+	MaxConnectionsPerUsername Limit `yaml:"max_connections_per_username"`
+	// MaxConnectionLifetime disconnects a client this long after it connected, so that it
+	// authenticates again; 0 = never.
+	MaxConnectionLifetime Duration `yaml:"max_connection_lifetime"`
 	// Retained message budgets; RetainedExpiry 0 keeps retained messages until replaced.
 	MaxRetainedMessages    Limit    `yaml:"max_retained_messages"`
 	MaxRetainedPayloadSize Size     `yaml:"max_retained_payload_size"`
@@ -48,6 +56,8 @@ func defaultResourceLimits() ResourceLimits {
 		MaxRetainedMessages:    1_000_000,
 		MaxRetainedPayloadSize: 1 * MB,
 		MaxRetainedBytes:       1 * GB,
+
+		MaxConnectionsPerUsername: Infinity,
 	}
 }
 
@@ -68,6 +78,13 @@ func (c *Config) checkResourceLimits(ch *checker) {
 	}
 	ch.intRange("mqtt.max_control_rate", l.MaxControlRate, 0, maxRate)
 	ch.enum("mqtt.rate_limit_on_exceed", checkEnum(l.RateLimitOnExceed, RateLimitThrottle, RateLimitReject))
+	ch.intRange("mqtt.max_listener_publish_rate", l.MaxListenerPublishRate, 0, maxRate)
+	if !l.MaxConnectionsPerUsername.Unlimited() && l.MaxConnectionsPerUsername < 1 {
+		ch.add("mqtt.max_connections_per_username", "must be at least 1 or infinity, got %d", int(l.MaxConnectionsPerUsername))
+	}
+	if d := l.MaxConnectionLifetime.Duration(); d != 0 && d < time.Second {
+		ch.add("mqtt.max_connection_lifetime", "must be 0 (no limit) or at least 1s, got %s", l.MaxConnectionLifetime)
+	}
 	if !l.MaxRetainedMessages.Unlimited() && l.MaxRetainedMessages < 1 {
 		ch.add("mqtt.max_retained_messages", "must be at least 1 or infinity, got %d", int(l.MaxRetainedMessages))
 	}

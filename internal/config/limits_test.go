@@ -20,6 +20,7 @@ func TestValidateResourceLimits(t *testing.T) {
 			l.MaxSubscriptions, l.MaxRetainedMessages = Infinity, Infinity
 			l.MaxPublishRate, l.MaxPublishBytesRate, l.MaxControlRate = 0, 0, 0
 			l.RetainedExpiry, l.MaxMemoryQueuedBytes = 0, 0
+			l.MaxListenerPublishRate, l.MaxConnectionsPerUsername, l.MaxConnectionLifetime = 0, Infinity, 0
 		}, nil},
 		{"edges", func(l *ResourceLimits) {
 			l.MaxConnectPacketSize = 64
@@ -28,6 +29,7 @@ func TestValidateResourceLimits(t *testing.T) {
 			l.MaxRetainedPayloadSize, l.MaxRetainedBytes = 1, 1
 			l.RetainedExpiry, l.MaxMemoryQueuedBytes = Duration(time.Second), MB
 			l.RateLimitOnExceed = RateLimitReject
+			l.MaxListenerPublishRate, l.MaxConnectionsPerUsername, l.MaxConnectionLifetime = maxRate, 1, Duration(time.Second)
 		}, nil},
 		{"connect limit above max_packet_size is capped, not refused", func(l *ResourceLimits) {
 			l.MaxConnectPacketSize = 2 * MB
@@ -39,6 +41,8 @@ func TestValidateResourceLimits(t *testing.T) {
 			l.RetainedExpiry = Duration(500 * time.Millisecond)
 			l.MaxMemoryQueuedBytes = MB - 1
 			l.RateLimitOnExceed = ""
+			l.MaxConnectionsPerUsername = 0
+			l.MaxConnectionLifetime = Duration(999 * time.Millisecond)
 		}, []string{
 			"mqtt.max_connect_packet_size: must be between 64B and 268435460 bytes, got 63B",
 			"mqtt.max_subscriptions: must be at least 1 or infinity, got 0",
@@ -48,16 +52,20 @@ func TestValidateResourceLimits(t *testing.T) {
 			"mqtt.max_retained_bytes: must be at least 1B, got 0B",
 			"mqtt.retained_expiry: must be 0 (never) or at least 1s, got 500ms",
 			"mqtt.max_memory_queued_bytes: must be 0 (a quarter of the memory) or at least 1MB, got 1048575B",
+			"mqtt.max_connections_per_username: must be at least 1 or infinity, got 0",
+			"mqtt.max_connection_lifetime: must be 0 (no limit) or at least 1s, got 999ms",
 		}},
 		{"out of range", func(l *ResourceLimits) {
 			l.MaxConnectPacketSize = MaxPacketSizeLimit + 1
 			l.MaxPublishRate, l.MaxControlRate = -1, maxRate+1
 			l.MaxPublishBytesRate = -1
+			l.MaxListenerPublishRate = -1
 		}, []string{
 			"mqtt.max_connect_packet_size: must be between 64B and 268435460 bytes, got 268435461B",
 			"mqtt.max_publish_rate: must be between 0 and 10000000, got -1",
 			"mqtt.max_publish_bytes_rate: must be 0 (unlimited) or more",
 			"mqtt.max_control_rate: must be between 0 and 10000000, got 10000001",
+			"mqtt.max_listener_publish_rate: must be between 0 and 10000000, got -1",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

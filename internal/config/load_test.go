@@ -166,6 +166,7 @@ func TestLoadFullExample(t *testing.T) {
 		Enable: true, Bind: "0.0.0.0:1883", MaxConnections: Infinity, AllowAnonymous: true, EnableAuthn: AuthnOn,
 		ProxyProtocolTimeout: Duration(3 * time.Second),
 		TCPOptions:           TCPOptions{SendTimeout: Duration(5 * time.Second), HighWatermark: 256 * KB},
+		MaxConnectionsPerIP:  Infinity, MaxPreauthConnectionsPerIP: 64,
 	}
 	internal := defaultListener()
 	internal.Bind, internal.MaxConnections = "[::1]:11883", 10
@@ -191,6 +192,7 @@ func TestLoadFullExample(t *testing.T) {
 			MaxPublishBytesRate: 64 * KB, MaxControlRate: 0, RateLimitOnExceed: RateLimitReject,
 			MaxRetainedMessages: 5000, MaxRetainedPayloadSize: 64 * KB, MaxRetainedBytes: 256 * MB,
 			RetainedExpiry: Duration(30 * 24 * time.Hour), MaxMemoryQueuedBytes: 2 * GB,
+			MaxConnectionsPerUsername: Infinity,
 		},
 	}
 	want.SysTopics.SysMsgInterval = 0

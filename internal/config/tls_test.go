@@ -70,6 +70,15 @@ func TestValidateTLSListeners(t *testing.T) {
 			l.MaxConnRate, l.MaxConnRatePerIP = -1, -5
 			c.Listeners.TCP["default"] = l
 		}, []string{"listeners.tcp.default.max_conn_rate: must not be negative", "listeners.tcp.default.max_conn_rate_per_ip: must not be negative"}},
+		{"per-address connection limits", func(c *Config) {
+			l := c.Listeners.TCP["default"]
+			l.MaxConnectionsPerIP, l.MaxPreauthConnectionsPerIP = 0, Infinity
+			c.Listeners.TCP["default"] = l
+			w := c.Listeners.WS["default"]
+			w.MaxConnectionsPerIP, w.MaxPreauthConnectionsPerIP = 1, 0
+			c.Listeners.WS["default"] = w
+		}, []string{"listeners.tcp.default.max_connections_per_ip: must be at least 1 or infinity, got 0",
+			"listeners.ws.default.max_preauth_connections_per_ip: must be at least 1 or infinity, got 0"}},
 		{"bad access rule", ssl(func(l *SSLListener) { l.AccessRules = []string{"allow 10.0.0.0/8", "permit all"} }),
 			[]string{`listeners.ssl.devices.access_rules: access rule 2 "permit all": "permit" is neither allow nor deny`}},
 		{"access rules on a tcp listener", func(c *Config) {

@@ -283,6 +283,12 @@ func checkListener(ch *checker, path, name string, l Listener) (bound, bool) {
 	if l.MaxConnRatePerIP < 0 {
 		ch.add(path+".max_conn_rate_per_ip", "must not be negative (0 = unlimited), got %d", l.MaxConnRatePerIP)
 	}
+	if !l.MaxConnectionsPerIP.Unlimited() && l.MaxConnectionsPerIP < 1 {
+		ch.add(path+".max_connections_per_ip", "must be at least 1 or infinity, got %d", int(l.MaxConnectionsPerIP))
+	}
+	if !l.MaxPreauthConnectionsPerIP.Unlimited() && l.MaxPreauthConnectionsPerIP < 1 {
+		ch.add(path+".max_preauth_connections_per_ip", "must be at least 1 or infinity, got %d", int(l.MaxPreauthConnectionsPerIP))
+	}
 	if _, err := ProxyTrusted(l.ProxyProtocolTrusted); err != nil {
 		ch.add(path+".proxy_protocol_trusted", "%v", err)
 	} else if l.ProxyProtocol && len(l.ProxyProtocolTrusted) == 0 {

@@ -31,6 +31,10 @@ type Meta struct {
 	// whose connections are plain sockets offer it, so an idle connection needs no
 	// goroutine of its own.
 	Detach func() (done func())
+	// Admitted, when not nil, is called by the handler once it has let the client in (the
+	// broker: once CONNECT is accepted); from then on the connection no longer counts
+	// against PerIPLimits.MaxPreauth. It is safe to call more than once.
+	Admitted func()
 }
 
 // Handler serves one connection. It must close conn before returning, unless it called
@@ -51,6 +55,9 @@ type Listener interface {
 	Close() error
 	// Open reports the number of connections whose handler is running.
 	Open() int64
+	// OnRefuse sets the function told of each connection closed for a per-address limit
+	// (PerIPLimits); nil tells no one. Call it before Serve.
+	OnRefuse(f RefuseFunc)
 }
 
 func peerOf(a net.Addr) netip.AddrPort {
@@ -80,9 +87,10 @@ func acquire(n *atomic.Int64, max int64) bool {
 	}
 }
 
-// limitListener bounds the sockets open at once. A socket over the limit is closed as soon
-// as it is accepted, before anything is read from it; the others get TCP_NODELAY and hold
-// their slot until they are closed.
+// limitListener bounds the sockets open at once, in all and per client address. A socket
+// over a limit is closed as soon as it is accepted (or, with the PROXY protocol, as soon
+// as its header names the client), before anything else is read from it; the others get
+// TCP_NODELAY and hold their slot until they are closed.
 type limitListener struct {
 	net.Listener
 	name   string
@@ -92,6 +100,8 @@ type limitListener struct {
 	access *AccessRules
 	proxy  *proxyConfig // nil: no PROXY protocol
 	rate   *connRate
+	perIP  *ipCounts // nil: no per-address limits
+	hook   *refuseHook
 }
 
 // Accept implements net.Listener.
@@ -118,13 +128,24 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
+		var ip *ipSlot
+		if l.proxy == nil {
+			peer := peerOf(c.RemoteAddr())
+			var why Refusal
+			if ip, why = l.perIP.take(peer.Addr()); why != 0 {
+				l.refuse(why, peer, nil)
+				_ = c.Close()
+				continue
+			}
+		}
 		if !acquire(&l.n, l.max) {
 			l.log.Debug("connection refused: listener full", "listener", l.name, "peer", c.RemoteAddr(), "max_connections", l.max)
+			ip.release()
 			_ = c.Close()
 			continue
 		}
 		// Go turns TCP_NODELAY on for every TCP connection it creates.
-		sc := &slotConn{Conn: c, l: l}
+		sc := &slotConn{Conn: c, l: l, ip: ip}
 		if l.proxy != nil {
 			// The header is read by the connection's own goroutine, not here.
 			return &proxyConn{Conn: sc, pc: l.proxy, access: l.access, log: l.log, name: l.name}, nil
@@ -133,18 +154,67 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// slotConn gives its slot back to the listener when closed.
+// refuse logs and reports a connection refused for a per-address limit.
+func (l *limitListener) refuse(why Refusal, peer netip.AddrPort, proxy net.Addr) {
+	refused(l.log, l.hook, l.name, why, peer, proxy)
+}
+
+// refused logs (at debug level: the broker counts and logs refusals at a bounded rate)
+// and reports a connection closed for a per-address limit.
+func refused(log *slog.Logger, hook *refuseHook, name string, why Refusal, peer netip.AddrPort, proxy net.Addr) {
+	if proxy != nil {
+		log.Debug("connection refused: per-address limit", "listener", name, "peer", peer, "proxy", proxy, "limit", why.String())
+	} else {
+		log.Debug("connection refused: per-address limit", "listener", name, "peer", peer, "limit", why.String())
+	}
+	hook.report(why, name, peer)
+}
+
+// slotConn gives its slots back to the listener when closed.
 type slotConn struct {
 	net.Conn
 	l    *limitListener
 	once sync.Once
+
+	mu     sync.Mutex
+	ip     *ipSlot // the client address's counts; nil without them
+	closed bool
 }
 
 // Close implements net.Conn.
 func (c *slotConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.n.Add(-1) })
+	c.once.Do(func() {
+		c.l.n.Add(-1)
+		c.mu.Lock()
+		c.closed = true
+		ip := c.ip
+		c.mu.Unlock()
+		ip.release()
+	})
 	return err
+}
+
+// attachIP gives the connection the per-address slot taken once its PROXY header named
+// the client; if the connection is already closed the slot is released at once.
+func (c *slotConn) attachIP(ip *ipSlot) {
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.ip = ip
+	}
+	c.mu.Unlock()
+	if closed {
+		ip.release()
+	}
+}
+
+// admitted ends the connection's pre-authentication count.
+func (c *slotConn) admitted() {
+	c.mu.Lock()
+	ip := c.ip
+	c.mu.Unlock()
+	ip.admitted()
 }
 
 // CloseWrite half-closes the socket, as net/http does with a *net.TCPConn.

@@ -430,6 +430,8 @@ func (c *proxyConn) handshake() error {
 		case !info.Source.IsValid() && !c.access.Allowed(peerOf(c.Conn.RemoteAddr()).Addr()):
 			err = fmt.Errorf("proxy %v refused by access rules", c.Conn.RemoteAddr())
 			c.log.Debug("connection refused by access rules", "listener", c.name, "peer", c.Conn.RemoteAddr())
+		default:
+			err = c.takeIP(info)
 		}
 		if err != nil {
 			c.err = fmt.Errorf("listener %s: %w", c.name, err)
@@ -447,6 +449,26 @@ func (c *proxyConn) handshake() error {
 		}
 	})
 	return c.err
+}
+
+// takeIP counts the connection against the per-address limits of the client the header
+// named (of the proxy, for a LOCAL or UNKNOWN header).
+func (c *proxyConn) takeIP(info ProxyInfo) error {
+	sc, ok := c.Conn.(*slotConn)
+	if !ok {
+		return nil
+	}
+	peer := info.Source
+	if !peer.IsValid() {
+		peer = peerOf(c.Conn.RemoteAddr())
+	}
+	ip, why := sc.l.perIP.take(peer.Addr())
+	if why != 0 {
+		sc.l.refuse(why, peer, c.Conn.RemoteAddr())
+		return fmt.Errorf("client %v refused: %s", peer, why)
+	}
+	sc.attachIP(ip)
+	return nil
 }
 
 // Read implements net.Conn; the first call reads the PROXY header first.
@@ -517,4 +539,17 @@ func proxyInfoOf(c net.Conn) *ProxyInfo {
 	}
 	info := pc.info
 	return &info
+}
+
+// slotConnOf returns the slotConn under c, a connection from a WebSocket listener
+// (possibly inside TLS and a proxyConn), or nil.
+func slotConnOf(c net.Conn) *slotConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if pc, ok := c.(*proxyConn); ok {
+		c = pc.Conn
+	}
+	sc, _ := c.(*slotConn)
+	return sc
 }

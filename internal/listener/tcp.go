@@ -33,6 +33,11 @@ type TCPOptions struct {
 	// MaxConnRate bounds how fast connections are accepted; extra ones are closed at once,
 	// before any byte is read or a TLS handshake starts (so it is also the handshake rate).
 	MaxConnRate RateLimit
+	// PerIP bounds the connections of one client address; one over a limit is closed as
+	// soon as the address is known, before any TLS handshake. A connection counts as not
+	// admitted (PerIPLimits.MaxPreauth) from accept, through the PROXY header and the TLS
+	// handshake, until the handler calls Meta.Admitted.
+	PerIP PerIPLimits
 }
 
 // TCP is a plain TCP listener.
@@ -45,6 +50,8 @@ type TCP struct {
 	access *AccessRules
 	proxy  *proxyConfig // nil: no PROXY protocol
 	rate   *connRate
+	perIP  *ipCounts // nil: no per-address limits
+	hook   refuseHook
 	open   atomic.Int64
 	log    *slog.Logger
 	close  sync.Once
@@ -67,7 +74,8 @@ func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access, proxy: proxy, rate: newConnRate(o.MaxConnRate)}
+	t := &TCP{name: "tcp:" + o.Name, ln: ln, max: o.MaxConnections, log: log, tls: o.TLS, hto: o.HandshakeTimeout, access: o.Access, proxy: proxy, rate: newConnRate(o.MaxConnRate),
+		perIP: newIPCounts(o.PerIP)}
 	if o.TLS != nil {
 		t.name = "ssl:" + o.Name
 		if t.hto <= 0 {
@@ -85,6 +93,9 @@ func (t *TCP) Addr() net.Addr { return t.ln.Addr() }
 
 // Open implements Listener.
 func (t *TCP) Open() int64 { return t.open.Load() }
+
+// OnRefuse implements Listener.
+func (t *TCP) OnRefuse(f RefuseFunc) { t.hook.set(f) }
 
 // Close implements Listener.
 func (t *TCP) Close() error {
@@ -136,10 +147,24 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			_ = conn.Close()
 			continue
 		}
-		t.open.Add(1)
 		meta := Meta{Listener: t.name, Peer: peerOf(conn.RemoteAddr())}
+		// The connection's share of its address's counts: taken here, or with the PROXY
+		// protocol once the header names the client.
+		var ip *ipSlot
+		if t.proxy == nil {
+			var why Refusal
+			if ip, why = t.perIP.take(meta.Peer.Addr()); why != 0 {
+				refused(t.log, &t.hook, t.name, why, meta.Peer, nil)
+				_ = conn.Close()
+				continue
+			}
+		}
+		t.open.Add(1)
 		var detached atomic.Bool
-		end := sync.OnceFunc(func() { t.open.Add(-1) })
+		end := sync.OnceFunc(func() {
+			t.open.Add(-1)
+			ip.release()
+		})
 		meta.Detach = func() func() {
 			detached.Store(true)
 			return end
@@ -148,9 +173,21 @@ func (t *TCP) Serve(ctx context.Context, h Handler) error {
 			meta.Detach = nil // the TLS layer buffers: an idle TLS connection keeps its goroutine
 		}
 		go func() {
-			if t.proxy != nil && !t.readProxy(ctx, conn, &meta) {
-				end()
-				return
+			if t.proxy != nil {
+				if !t.readProxy(ctx, conn, &meta) {
+					end()
+					return
+				}
+				var why Refusal
+				if ip, why = t.perIP.take(meta.Peer.Addr()); why != 0 {
+					refused(t.log, &t.hook, t.name, why, meta.Peer, conn.RemoteAddr())
+					_ = conn.Close()
+					end()
+					return
+				}
+			}
+			if ip != nil {
+				meta.Admitted = ip.admitted
 			}
 			if t.tls != nil {
 				tc, ok := t.handshake(ctx, conn)

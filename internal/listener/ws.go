@@ -50,6 +50,10 @@ type WSOptions struct {
 	Proxy *ProxyOptions
 	// MaxConnRate bounds how fast connections are accepted, as for TCP.
 	MaxConnRate RateLimit
+	// PerIP bounds the connections of one client address, as for TCP. A connection
+	// counts as not admitted from accept through the TLS and HTTP handshakes until the
+	// handler calls Meta.Admitted.
+	PerIP PerIPLimits
 }
 
 // connKey is the context key under which the HTTP server's connection context holds the
@@ -66,6 +70,7 @@ type WS struct {
 	ln   *limitListener
 	open atomic.Int64
 	log  *slog.Logger
+	hook refuseHook
 
 	mu     sync.Mutex
 	srv    *http.Server // set by Serve
@@ -105,12 +110,10 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 			o.HandshakeTimeout = 15 * time.Second
 		}
 	}
-	return &WS{
-		name: name,
-		o:    o,
-		ln:   &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access, rate: newConnRate(o.MaxConnRate), proxy: proxy},
-		log:  log,
-	}, nil
+	w := &WS{name: name, o: o, log: log}
+	w.ln = &limitListener{Listener: ln, name: name, max: o.MaxConnections, log: log, access: o.Access,
+		rate: newConnRate(o.MaxConnRate), proxy: proxy, perIP: newIPCounts(o.PerIP), hook: &w.hook}
+	return w, nil
 }
 
 // Name implements Listener.
@@ -121,6 +124,9 @@ func (w *WS) Addr() net.Addr { return w.ln.Addr() }
 
 // Open implements Listener.
 func (w *WS) Open() int64 { return w.open.Load() }
+
+// OnRefuse implements Listener.
+func (w *WS) OnRefuse(f RefuseFunc) { w.hook.set(f) }
 
 // Close implements Listener.
 func (w *WS) Close() error {
@@ -233,9 +239,12 @@ func (w *WS) upgrade(ctx context.Context, rw http.ResponseWriter, r *http.Reques
 	if ap, err := parseAddrPort(r.RemoteAddr); err == nil {
 		meta.Peer = ap
 	}
-	if w.ln.proxy != nil {
-		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		if w.ln.proxy != nil {
 			meta.Proxy = proxyInfoOf(c)
+		}
+		if sc := slotConnOf(c); sc != nil && w.ln.perIP != nil {
+			meta.Admitted = sc.admitted
 		}
 	}
 	h(ctx, conn, meta)

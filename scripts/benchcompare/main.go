@@ -139,9 +139,11 @@ func main() {
 			if s.durable {
 				d = "sync"
 			}
-			listeners := fmt.Sprintf("  tcp:\n    default:\n      bind: 127.0.0.1:%d\n", port)
+			// Every bench client dials from 127.0.0.1: no per-address limit on handshakes.
+			listeners := fmt.Sprintf("  tcp:\n    default:\n      bind: 127.0.0.1:%d\n      max_preauth_connections_per_ip: infinity\n", port)
 			if pki != nil {
 				listeners = fmt.Sprintf("  tcp:\n    default:\n      enable: false\n  ssl:\n    bench:\n      bind: 127.0.0.1:%d\n"+
+					"      max_preauth_connections_per_ip: infinity\n"+
 					"      ssl_options:\n        certfile: %s\n        keyfile: %s\n        versions: [tlsv1.3]\n", port, pki.cert, pki.key)
 			}
 			conf := fmt.Sprintf("node:\n  data_dir: %s/data\n  durability: %s\nlog:\n  level: warn\n"+
