@@ -1414,6 +1414,13 @@ func TestE2EIdleSocketsHygiene(t *testing.T) {
 	b := startBroker(t, func(o *Options) { o.IdleTimeout = 500 * time.Millisecond })
 	runtime.GC()
 	baseline := runtime.NumGoroutine()
+	heapInuse := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	baseHeap := heapInuse()
 
 	t.Run("[DESIGN bounded] 2000 sockets that never send CONNECT are all closed and leave no goroutine", func(t *testing.T) {
 		conns := make([]net.Conn, 0, n)
@@ -1452,6 +1459,11 @@ func TestE2EIdleSocketsHygiene(t *testing.T) {
 		if got := b.srv.LimitStats().ConnectTimeouts; got != n {
 			t.Errorf("ConnectTimeouts = %d, want %d", got, n)
 		}
+		// Memory too: the 2000 sockets leave nothing behind but pooled buffers (a loose
+		// bound, in this process's heap, clients included).
+		eventually(t, 10*time.Second, fmt.Sprintf("heap back near its baseline %d KB", baseHeap>>10), func() bool {
+			return heapInuse() <= baseHeap+16<<20
+		})
 	})
 }
 
