@@ -23,6 +23,7 @@ import (
 // authzSetup is the authorization chain the configuration asks for.
 type authzSetup struct {
 	chain   *authz.Chain
+	fixed   broker.ClientAuthorizer // the one answer when there is no source
 	files   []*file.Source // reloaded on SIGHUP
 	closers []func()
 }
@@ -33,12 +34,25 @@ func (a *authzSetup) Close() {
 	}
 }
 
-// authorizer adapts the chain to the broker's interface.
-type authorizer struct{ *authz.Chain }
+// authorizer adapts the chain to the broker's interface. With no source configured and
+// no rules from authentication, every question has the same answer (no_match): such
+// clients share one fixed authorizer instead of holding their own.
+type authorizer struct {
+	*authz.Chain
+	fixed broker.ClientAuthorizer // nil when sources are configured
+}
 
 func (a authorizer) ForClient(info *clientinfo.Info, acl []authz.Rule) broker.ClientAuthorizer {
+	if a.fixed != nil && len(acl) == 0 && !info.Superuser {
+		return a.fixed
+	}
 	return a.Chain.ForClient(info, acl)
 }
+
+// fixedAnswer answers every question the same way.
+type fixedAnswer bool
+
+func (f fixedAnswer) Authorize(context.Context, authz.Action, string) bool { return bool(f) }
 
 // fileWatchInterval is how often an ACL file is checked for changes.
 const fileWatchInterval = 5 * time.Second
@@ -91,6 +105,9 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *
 		// development default lets local clients do everything.
 		noMatch = authz.Allow
 		log.Warn("no authorization source: every client may publish and subscribe to every topic (listeners are loopback only)")
+	}
+	if len(sources) == 0 {
+		a.fixed = fixedAnswer(noMatch == authz.Allow)
 	}
 	a.chain = authz.New(authz.Options{
 		Sources: sources, NoMatch: noMatch, DisconnectOnDeny: az.DenyAction == "disconnect",

@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		return err
 	}
 	defer az.Close()
-	o.Authorizer = authorizer{az.chain}
+	o.Authorizer = authorizer{Chain: az.chain, fixed: az.fixed}
 	go reloadOnSIGHUP(ctx, az.reloadACLFiles)
 	srv := broker.New(o)
 	gd.disconnectOnBan(srv)
