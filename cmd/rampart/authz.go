@@ -24,7 +24,7 @@ import (
 type authzSetup struct {
 	chain   *authz.Chain
 	fixed   broker.ClientAuthorizer // the one answer when there is no source
-	files   []*file.Source // reloaded on SIGHUP
+	files   []*file.Source          // reloaded on SIGHUP
 	closers []func()
 }
 
