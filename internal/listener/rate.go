@@ -83,6 +83,7 @@ func (r *ipRate) allow(addr netip.Addr, now time.Time) bool {
 	if r == nil {
 		return true
 	}
+	addr = ipKey(addr) // IPv6 by /64, like the per-address connection limits
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.m[addr]

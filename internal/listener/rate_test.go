@@ -40,6 +40,17 @@ func TestPerIPRate(t *testing.T) {
 	if !a.Allowed(y) {
 		t.Fatal("another address was limited by the first one's rate")
 	}
+	// [SECURITY] An IPv6 host owns its /64: rotating through it does not reset the rate.
+	v6, _ := ParseAccessRules(nil)
+	v6.WithPerIPRate(RateLimit{Rate: 0.001, Burst: 2})
+	for i, addr := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"} {
+		if got := v6.Allowed(netip.MustParseAddr(addr)); got != (i < 2) {
+			t.Fatalf("IPv6 connection %d from the same /64: allowed %v", i+1, got)
+		}
+	}
+	if !v6.Allowed(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Fatal("another /64 was limited")
+	}
 	denied, _ := ParseAccessRules([]string{"deny 192.0.2.9"})
 	denied.WithPerIPRate(RateLimit{Rate: 100, Burst: 100})
 	if denied.Allowed(netip.MustParseAddr("192.0.2.9")) {
