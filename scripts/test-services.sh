@@ -11,8 +11,10 @@ set -euo pipefail
 # Debian packages the tests use: the mosquitto clients (interoperability tests) and the
 # mosquitto broker (the comparison baseline of scripts/bench-compare.sh), openssl
 # (s_client probes of the TLS listeners) and sslscan (the external TLS scan of
-# TestServeTLSScan).
-packages=(mosquitto mosquitto-clients openssl sslscan)
+# TestServeTLSScan), redis-server and postgresql (the backends of
+# internal/backend; the tests start their own throw-away instances on loopback ports in
+# temporary directories through internal/backend/testsvc, never the packaged services).
+packages=(mosquitto mosquitto-clients openssl sslscan redis-server postgresql)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -39,8 +41,14 @@ install() {
 	echo "test-services: installing ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-	# Debian starts the packaged mosquitto service on port 1883 where an init system runs;
-	# the tests start their own instances on ephemeral ports, so stop that one.
+	# Debian starts the packaged services (mosquitto on 1883, redis on 6379, postgresql on
+	# 5432) where an init system runs; the tests start their own instances on ephemeral
+	# ports, so the packaged ones are stopped.
+	for svc in redis-server postgresql; do
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+			as_root systemctl stop "$svc" || true
+		fi
+	done
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
 		as_root systemctl stop mosquitto || true
 	elif pgrep -x mosquitto >/dev/null 2>&1 && command -v service >/dev/null 2>&1; then
