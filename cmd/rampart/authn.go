@@ -12,6 +12,9 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/authn/cinfo"
 	"github.com/rampart-mqtt/rampart/internal/authn/httpauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/jwtauth"
+	"github.com/rampart-mqtt/rampart/internal/authn/password"
+	"github.com/rampart-mqtt/rampart/internal/authn/pgauth"
+	"github.com/rampart-mqtt/rampart/internal/authn/redisauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/x509auth"
 	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
@@ -128,12 +131,13 @@ func (g limiterGate) Failure(ip netip.Addr, username string) { g.l.Failure(ip, u
 func (g limiterGate) Success(ip netip.Addr, username string) { g.l.Success(ip, username) }
 
 type chainBuilder struct {
-	check bool // only check the settings: open no database, start no goroutine
-	db    *controldb.DB
-	ctx   context.Context
-	cfg   *config.Config
-	log   *slog.Logger
-	setup *authnSetup
+	check  bool // only check the settings: open no database, start no goroutine
+	db     *controldb.DB
+	hasher *password.Hasher // shared by the backends that verify password hashes
+	ctx    context.Context
+	cfg    *config.Config
+	log    *slog.Logger
+	setup  *authnSetup
 }
 
 // chain builds one authentication list.
@@ -244,6 +248,47 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 		return a, nil, nil
 	case config.MechPasswordBased + ":" + config.BackendBuiltIn, config.MechSCRAM + ":" + config.BackendBuiltIn:
 		return b.builtin(e)
+	case config.MechPasswordBased + ":" + config.BackendRedis:
+		rc, err := redisConfig(e.ServerConn, e.SSL, e.RequestTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		h := e.PasswordHashAlgorithm
+		c := redisauth.Config{Redis: rc, Cmd: e.Cmd, OnError: e.OnError, PasswordHashAlgorithm: redisauth.HashAlgorithm{
+			Name: h.Name, MacFun: h.MacFun, SaltPosition: h.SaltPosition, Iterations: h.Iterations}}
+		if b.check {
+			return nil, nil, nil // the command template is checked when the broker starts
+		}
+		hasher, err := b.sharedHasher()
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := redisauth.New(c, hasher, b.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.setup.closers = append(b.setup.closers, func() { _ = a.Close() })
+		return a, nil, nil
+	case config.MechPasswordBased + ":" + config.BackendPG:
+		h := e.PasswordHashAlgorithm
+		if h.Name == "argon2id" {
+			h.Name = pgauth.EncodedHash // Rampart's own self-describing encoding
+		}
+		c := pgauth.Config{Backend: pgConfig(e.ServerConn, e.SSL, e.RequestTimeout), Query: e.Query, OnError: e.OnError,
+			PasswordHashAlgorithm: pgauth.HashAlgorithm{Name: h.Name, MacFun: h.MacFun, SaltPosition: h.SaltPosition, Iterations: h.Iterations}}
+		if b.check {
+			return nil, nil, c.Validate()
+		}
+		hasher, err := b.sharedHasher()
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := pgauth.New(b.ctx, c, hasher, b.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.setup.closers = append(b.setup.closers, a.Close)
+		return a, nil, nil
 	}
 	return nil, nil, errors.New("unsupported mechanism")
 }

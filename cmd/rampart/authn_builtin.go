@@ -137,8 +137,7 @@ func (b *chainBuilder) userStore() (*userStore, error) {
 	db := b.db
 	us := &userStore{db: db, byType: map[controldb.IDType]*builtin.Authenticator{}}
 	var err error
-	us.hasher, err = password.NewHasher(password.Params{}, b.cfg.AuthenticationSettings.HashConcurrency)
-	if err != nil {
+	if us.hasher, err = b.sharedHasher(); err != nil {
 		return nil, err
 	}
 	for t, c := range settings {

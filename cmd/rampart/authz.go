@@ -14,6 +14,8 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/authz/builtin"
 	"github.com/rampart-mqtt/rampart/internal/authz/file"
 	"github.com/rampart-mqtt/rampart/internal/authz/httpsrc"
+	"github.com/rampart-mqtt/rampart/internal/authz/pgsrc"
+	"github.com/rampart-mqtt/rampart/internal/authz/redissrc"
 	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
@@ -87,6 +89,25 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			sources = append(sources, b)
+		case config.SourceRedis:
+			rc, err := redisConfig(s.ServerConn, s.SSL, s.RequestTimeout)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			r, err := redissrc.New(redissrc.Config{Redis: rc, Cmd: s.Cmd, MaxRules: s.MaxRules, OnError: s.OnError}, log)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			a.closers = append(a.closers, func() { _ = r.Close() })
+			sources = append(sources, r)
+		case config.SourcePG:
+			g, err := pgsrc.New(ctx, pgsrc.Config{Backend: pgConfig(s.ServerConn, s.SSL, s.RequestTimeout), Query: s.Query,
+				MaxRules: s.MaxRules, OnError: s.OnError}, log)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			a.closers = append(a.closers, g.Close)
+			sources = append(sources, g)
 		case config.SourceHTTP:
 			h, err := httpsrc.New(httpConfig(s), log)
 			if err != nil {

@@ -20,6 +20,8 @@ const (
 const (
 	BackendBuiltIn = "built_in_database"
 	BackendHTTP    = "http"
+	BackendRedis   = "redis"
+	BackendPG      = "postgresql"
 )
 
 // Authenticator is one entry of an authentication chain. Which keys apply depends on the
@@ -38,7 +40,7 @@ type Authenticator struct {
 
 	// The built-in database (password_based and scram).
 	UserIDType            string       `yaml:"user_id_type" mech:"password_based:built_in_database"`
-	PasswordHashAlgorithm PasswordHash `yaml:"password_hash_algorithm" mech:"password_based:built_in_database"`
+	PasswordHashAlgorithm PasswordHash `yaml:"password_hash_algorithm" mech:"password_based:built_in_database,password_based:redis,password_based:postgresql"`
 	BootstrapFile         string       `yaml:"bootstrap_file" mech:"password_based:built_in_database"`
 	BootstrapType         string       `yaml:"bootstrap_type" mech:"password_based:built_in_database"`
 
@@ -67,20 +69,42 @@ type Authenticator struct {
 	URL            string            `yaml:"url" mech:"password_based:http"`
 	Body           map[string]string `yaml:"body" mech:"password_based:http"`
 	Headers        map[string]string `yaml:"headers" mech:"password_based:http"`
-	RequestTimeout Duration          `yaml:"request_timeout" mech:"password_based:http,jwt"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql"`
 	MaxConcurrency int               `yaml:"max_concurrency" mech:"password_based:http"`
 	// AllowPlainHTTP permits an http:// URL to a host that is not loopback (passwords
 	// then cross the network in clear text).
 	AllowPlainHTTP bool `yaml:"allow_plain_http" mech:"password_based:http"`
 
-	// Outbound TLS of the HTTP service and the JWKS endpoint.
-	SSL ClientSSL `yaml:"ssl" mech:"password_based:http,jwt"`
+	// Redis and PostgreSQL servers.
+	ServerConn `yaml:",inline"`
+
+	// Outbound TLS of the HTTP service, the JWKS endpoint and the database servers.
+	SSL ClientSSL `yaml:"ssl" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql"`
 
 	// cinfo rules.
 	Checks []CinfoCheck `yaml:"checks" mech:"cinfo"`
 
 	// X.509 certificate identity.
 	RequireClientIDMatch string `yaml:"require_clientid_match" mech:"x509"`
+}
+
+// ServerConn is how a password_based entry or an authorization source reaches a Redis or
+// PostgreSQL server. Placeholders in cmd and query become separate command arguments or
+// bound parameters, never text in the command.
+type ServerConn struct {
+	Server         string   `yaml:"server" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	Username       string   `yaml:"username" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	Password       string   `yaml:"password" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	Database       string   `yaml:"database" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	PoolSize       int      `yaml:"pool_size" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	ConnectTimeout Duration `yaml:"connect_timeout" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	Cmd            string   `yaml:"cmd" mech:"password_based:redis,redis"`
+	Query          string   `yaml:"query" mech:"password_based:postgresql,postgresql"`
+	AllowPlaintext bool     `yaml:"allow_plaintext" mech:"password_based:postgresql,postgresql"`
+}
+
+func defaultServerConn() ServerConn {
+	return ServerConn{PoolSize: 8, ConnectTimeout: Duration(5 * time.Second)}
 }
 
 // PasswordHash chooses the hash of new and upgraded passwords in the built-in database,
@@ -99,6 +123,8 @@ type PasswordHash struct {
 // ClientSSL configures TLS for an outbound https connection (JWKS, HTTP service). The
 // server is verified unless verify: verify_none and allow_verify_none: true.
 type ClientSSL struct {
+	// Enable turns TLS on for a Redis or PostgreSQL server (an https URL does for HTTP).
+	Enable               bool   `yaml:"enable"`
 	CACertFile           string `yaml:"cacertfile"`
 	CertFile             string `yaml:"certfile"`
 	KeyFile              string `yaml:"keyfile"`
@@ -172,6 +198,7 @@ func defaultAuthenticator() Authenticator {
 		RequestTimeout:        Duration(5 * time.Second),
 		MaxConcurrency:        64,
 		SSL:                   ClientSSL{Verify: VerifyPeer},
+		ServerConn:            defaultServerConn(),
 		RequireClientIDMatch:  "none",
 	}
 }
@@ -213,6 +240,8 @@ func (m *AuthnMode) UnmarshalText(b []byte) error {
 var kinds = map[string]bool{
 	MechPasswordBased + ":" + BackendBuiltIn: true,
 	MechPasswordBased + ":" + BackendHTTP:    true,
+	MechPasswordBased + ":" + BackendRedis:   true,
+	MechPasswordBased + ":" + BackendPG:      true,
 	MechSCRAM + ":" + BackendBuiltIn:         true,
 	MechJWT:                                  true,
 	MechCinfo:                                true,
@@ -227,22 +256,12 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 		a := &list[i]
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if !kinds[a.Kind()] {
-			ch.add(p+".mechanism", "mechanism %q with backend %q is not supported; want password_based (built_in_database or http), scram (built_in_database), jwt, cinfo or x509", a.Mechanism, a.Backend)
+			ch.add(p+".mechanism", "mechanism %q with backend %q is not supported; want password_based (built_in_database, http, redis or postgresql), scram (built_in_database), jwt, cinfo or x509", a.Mechanism, a.Backend)
 			continue
 		}
-		av := reflect.ValueOf(*a)
-		t := av.Type()
-		for j := 0; j < t.NumField(); j++ {
-			f := t.Field(j)
-			tag := f.Tag.Get("mech")
-			if tag == "" || belongs(tag, a.Kind()) {
-				continue
-			}
-			if !sameValue(av.Field(j), dv.Field(j)) {
-				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				ch.add(p+"."+name, "does not apply to mechanism %s (it belongs to %s)", a.Kind(), strings.ReplaceAll(tag, ",", " and "))
-			}
-		}
+		checkMech(reflect.ValueOf(*a), dv, a.Kind(), func(name, tag string) {
+			ch.add(p+"."+name, "does not apply to mechanism %s (it belongs to %s)", a.Kind(), strings.ReplaceAll(tag, ",", " and "))
+		})
 		ch.enum(p+".on_error", checkEnum(a.OnError, "deny", "ignore"))
 		if len(a.Precondition) > 4096 {
 			ch.add(p+".precondition", "longer than 4096 characters")
@@ -264,6 +283,9 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 			ch.enum(p+".method", checkEnum(a.Method, "post", "get"))
 			ch.durRange(p+".request_timeout", a.RequestTimeout, 100*time.Millisecond, time.Minute)
 			ch.intRange(p+".max_concurrency", a.MaxConcurrency, 1, 10000)
+		case MechPasswordBased + ":" + BackendRedis, MechPasswordBased + ":" + BackendPG:
+			checkServerConn(ch, p, a.ServerConn, a.Backend == BackendRedis)
+			checkPasswordHash(ch, p+".password_hash_algorithm", a.PasswordHashAlgorithm)
 		case MechCinfo:
 			if len(a.Checks) == 0 {
 				ch.add(p+".checks", "a cinfo authenticator needs at least one check")
@@ -293,7 +315,7 @@ func belongs(tag, kind string) bool {
 func checkPasswordHash(ch *checker, p string, h PasswordHash) {
 	ch.enum(p+".name", checkEnum(h.Name, "argon2id", "bcrypt", "pbkdf2", "sha256", "sha512"))
 	ch.enum(p+".mac_fun", checkEnum(h.MacFun, "sha256", "sha512"))
-	ch.enum(p+".salt_position", checkEnum(h.SaltPosition, "prefix", "suffix"))
+	ch.enum(p+".salt_position", checkEnum(h.SaltPosition, "prefix", "suffix", "disable"))
 	if h.Iterations < 0 {
 		ch.add(p+".iterations", "must not be negative")
 	}
@@ -328,5 +350,44 @@ func checkJWT(ch *checker, p string, a *Authenticator) {
 	}
 	if l := a.Leeway.Duration(); l < 0 || l > 5*time.Minute {
 		ch.add(p+".leeway", "must be between 0s and 5m, got %s", a.Leeway)
+	}
+}
+
+// checkServerConn checks the keys of a Redis or PostgreSQL server.
+func checkServerConn(ch *checker, p string, b ServerConn, redis bool) {
+	if b.Server == "" {
+		ch.add(p+".server", "the server's host:port is required")
+	}
+	if b.Password != "" && !strings.HasPrefix(b.Password, "file:") && !strings.HasPrefix(b.Password, "env:") {
+		ch.add(p+".password", "give the password as file:/path or env:NAME, never inline")
+	}
+	ch.intRange(p+".pool_size", b.PoolSize, 1, 1024)
+	ch.durRange(p+".connect_timeout", b.ConnectTimeout, 100*time.Millisecond, time.Minute)
+	if redis && b.Cmd == "" {
+		ch.add(p+".cmd", "the Redis command template is required")
+	}
+	if !redis && b.Query == "" {
+		ch.add(p+".query", "the SQL query is required")
+	}
+}
+
+// checkMech calls bad for every key of v (inline structs included) that is set away from
+// its default in def but whose `mech` tag does not list kind.
+func checkMech(v, def reflect.Value, kind string, bad func(name, tag string)) {
+	t := v.Type()
+	for j := 0; j < t.NumField(); j++ {
+		f := t.Field(j)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			checkMech(v.Field(j), def.Field(j), kind, bad)
+			continue
+		}
+		tag := f.Tag.Get("mech")
+		if tag == "" || belongs(tag, kind) {
+			continue
+		}
+		if !sameValue(v.Field(j), def.Field(j)) {
+			bad(name, tag)
+		}
 	}
 }

@@ -14,6 +14,8 @@ const (
 	SourceFile    = "file"
 	SourceBuiltIn = "built_in_database"
 	SourceHTTP    = "http"
+	SourceRedis   = "redis"
+	SourcePG      = "postgresql"
 )
 
 // Authorization is the authorization chain: superuser, the rules the authenticator
@@ -44,19 +46,22 @@ type AuthzSource struct {
 	// file
 	Path string `yaml:"path" mech:"file"`
 
-	// built_in_database
-	MaxRules int `yaml:"max_rules" mech:"built_in_database"`
+	// built_in_database, redis, postgresql
+	MaxRules int `yaml:"max_rules" mech:"built_in_database,redis,postgresql"`
+
+	// redis, postgresql
+	ServerConn `yaml:",inline"`
 
 	// http
 	Method         string            `yaml:"method" mech:"http"`
 	URL            string            `yaml:"url" mech:"http"`
 	Body           map[string]string `yaml:"body" mech:"http"`
 	Headers        map[string]string `yaml:"headers" mech:"http"`
-	RequestTimeout Duration          `yaml:"request_timeout" mech:"http"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"http,redis,postgresql"`
 	MaxConcurrency int               `yaml:"max_concurrency" mech:"http"`
-	OnError        string            `yaml:"on_error" mech:"http"`
+	OnError        string            `yaml:"on_error" mech:"http,redis,postgresql"`
 	AllowPlainHTTP bool              `yaml:"allow_plain_http" mech:"http"`
-	SSL            ClientSSL         `yaml:"ssl" mech:"http"`
+	SSL            ClientSSL         `yaml:"ssl" mech:"http,redis,postgresql"`
 }
 
 func defaultAuthorization() Authorization {
@@ -70,7 +75,7 @@ func defaultAuthorization() Authorization {
 func defaultAuthzSource() AuthzSource {
 	return AuthzSource{
 		Enable: true, MaxRules: 100, Method: "post", RequestTimeout: Duration(5 * time.Second), MaxConcurrency: 64,
-		OnError: "deny", SSL: ClientSSL{Verify: VerifyPeer},
+		OnError: "deny", SSL: ClientSSL{Verify: VerifyPeer}, ServerConn: defaultServerConn(),
 	}
 }
 
@@ -107,27 +112,18 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 		s := &a.Sources[i]
 		sp := fmt.Sprintf("%s.sources[%d]", p, i)
 		switch s.Type {
-		case SourceFile, SourceBuiltIn, SourceHTTP:
+		case SourceFile, SourceBuiltIn, SourceHTTP, SourceRedis, SourcePG:
 		default:
-			ch.add(sp+".type", "type %q is not supported; want file, built_in_database or http", s.Type)
+			ch.add(sp+".type", "type %q is not supported; want file, built_in_database, http, redis or postgresql", s.Type)
 			continue
 		}
-		if seen[s.Type] && s.Type != SourceHTTP {
+		if seen[s.Type] && (s.Type == SourceFile || s.Type == SourceBuiltIn) {
 			ch.add(sp+".type", "a %s source is already configured", s.Type)
 		}
 		seen[s.Type] = true
-		sv := reflect.ValueOf(*s)
-		t := sv.Type()
-		for j := 0; j < t.NumField(); j++ {
-			tag := t.Field(j).Tag.Get("mech")
-			if tag == "" || belongs(tag, s.Type) {
-				continue
-			}
-			if !sameValue(sv.Field(j), def.Field(j)) {
-				name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ",")
-				ch.add(sp+"."+name, "does not apply to a %s source", s.Type)
-			}
-		}
+		checkMech(reflect.ValueOf(*s), def, s.Type, func(name, _ string) {
+			ch.add(sp+"."+name, "does not apply to a %s source", s.Type)
+		})
 		switch s.Type {
 		case SourceFile:
 			if s.Path == "" {
@@ -135,6 +131,10 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 			}
 		case SourceBuiltIn:
 			ch.intRange(sp+".max_rules", s.MaxRules, 1, 10000)
+		case SourceRedis, SourcePG:
+			checkServerConn(ch, sp, s.ServerConn, s.Type == SourceRedis)
+			ch.intRange(sp+".max_rules", s.MaxRules, 1, 100000)
+			ch.enum(sp+".on_error", checkEnum(s.OnError, "deny", "ignore"))
 		case SourceHTTP:
 			if !strings.HasPrefix(s.URL, "https://") && !strings.HasPrefix(s.URL, "http://") {
 				ch.add(sp+".url", "want an http:// or https:// URL, got %q", s.URL)
