@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/rampart-mqtt/rampart/internal/secret"
 )
 
 // Mechanism names of an authentication entry.
@@ -337,8 +339,10 @@ func checkJWT(ch *checker, p string, a *Authenticator) {
 		}
 		switch a.Algorithm {
 		case "hmac-based":
-			if !strings.HasPrefix(a.Secret, "file:") && !strings.HasPrefix(a.Secret, "env:") {
+			if !secret.IsRef(a.Secret) {
 				ch.add(p+".secret", "give the HMAC secret as file:/path or env:NAME, never inline")
+			} else if err := secret.Check(a.Secret, "secret"); err != nil {
+				ch.add(p+".secret", "%v", err)
 			}
 		case "public-key":
 			if a.PublicKey == "" {
@@ -358,8 +362,10 @@ func checkServerConn(ch *checker, p string, b ServerConn, redis bool) {
 	if b.Server == "" {
 		ch.add(p+".server", "the server's host:port is required")
 	}
-	if b.Password != "" && !strings.HasPrefix(b.Password, "file:") && !strings.HasPrefix(b.Password, "env:") {
+	if b.Password != "" && !secret.IsRef(b.Password) {
 		ch.add(p+".password", "give the password as file:/path or env:NAME, never inline")
+	} else if err := secret.Check(b.Password, "password"); err != nil {
+		ch.add(p+".password", "%v", err)
 	}
 	ch.intRange(p+".pool_size", b.PoolSize, 1, 1024)
 	ch.durRange(p+".connect_timeout", b.ConnectTimeout, 100*time.Millisecond, time.Minute)

@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/rampart-mqtt/rampart/internal/secret"
 )
 
 // Encrypted private keys. A key file may hold a PKCS#8 "ENCRYPTED PRIVATE KEY" (PBES2:
@@ -28,9 +28,6 @@ import (
 // first line is the password) or an environment variable ("env:NAME"), read again at
 // every load so that a rotated key and password are picked up together.
 
-// maxPasswordFileSize bounds a password file; a password is a line, not a document.
-const maxPasswordFileSize = 4096
-
 // maxPBKDF2Iterations bounds the work a key file can ask for (OpenSSL writes 2048 by
 // default; ten million HMAC rounds take seconds).
 const maxPBKDF2Iterations = 10_000_000
@@ -39,70 +36,31 @@ const maxPBKDF2Iterations = 10_000_000
 var errWrongPassword = errors.New("cannot decrypt the private key: wrong keyfile_password or a corrupt file")
 
 // checkPasswordRef checks the form of a keyfile_password value without reading anything.
+// A RAMPART_ variable is refused: `rampart serve` takes those as configuration overrides.
 func checkPasswordRef(ref string) error {
-	switch {
-	case ref == "":
-		return nil
-	case strings.HasPrefix(ref, "file:"):
-		if strings.TrimSpace(ref[len("file:"):]) == "" {
-			return errors.New("file: needs a path, e.g. file:/etc/rampart/key.pass")
-		}
-		return nil
-	case strings.HasPrefix(ref, "env:"):
-		name := ref[len("env:"):]
-		if !validEnvName(name) {
-			return fmt.Errorf("env: needs a variable name of letters, digits and '_', got %q", name)
-		}
-		if strings.HasPrefix(strings.ToUpper(name), "RAMPART_") {
-			return fmt.Errorf("env:%s: RAMPART_ variables are configuration overrides (the loader refuses one that names no key); choose another name", name)
-		}
-		return nil
+	if err := secret.Check(ref, "password"); err != nil {
+		return err
 	}
-	return errors.New("must be file:/path or env:NAME; a password written in the configuration is refused (it would sit in the file, in backups and in diffs)")
+	if name, ok := strings.CutPrefix(ref, "env:"); ok && strings.HasPrefix(strings.ToUpper(name), "RAMPART_") {
+		return fmt.Errorf("env:%s: RAMPART_ variables are configuration overrides (the loader refuses one that names no key); choose another name", name)
+	}
+	return nil
 }
 
-func validEnvName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, r := range name {
-		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// resolvePassword reads the password a keyfile_password reference names. Errors say where
-// it looked, never what it found.
+// resolvePassword reads the password a keyfile_password reference names: its first line.
+// Errors say where it looked, never what it found.
 func resolvePassword(ref string) (string, error) {
 	if err := checkPasswordRef(ref); err != nil {
 		return "", err
 	}
-	if name, ok := strings.CutPrefix(ref, "env:"); ok {
-		v, set := os.LookupEnv(name)
-		if !set || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set or empty", name)
-		}
-		return v, nil
-	}
-	path := strings.TrimPrefix(ref, "file:")
-	f, err := os.Open(path)
+	data, err := secret.Read(ref)
 	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFileSize+1))
-	if err != nil {
-		return "", fmt.Errorf("password file %q: %w", path, err)
-	}
-	if len(data) > maxPasswordFileSize {
-		return "", fmt.Errorf("password file %q is larger than %d bytes", path, maxPasswordFileSize)
+		return "", err
 	}
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if len(line) == 0 {
-		return "", fmt.Errorf("password file %q: the first line is empty", path)
+		return "", errors.New("keyfile_password: the first line is empty")
 	}
 	return string(line), nil
 }

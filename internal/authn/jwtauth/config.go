@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
+	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -382,25 +383,10 @@ func (c Config) hmacSettings(s *settings) error {
 
 // loadSecret reads a "file:/path" or "env:NAME" reference.
 func loadSecret(ref string) ([]byte, error) {
-	if path, ok := strings.CutPrefix(ref, "file:"); ok {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading the secret file: %w", err)
-		}
-		data = []byte(strings.TrimRight(string(data), "\r\n"))
-		if len(data) == 0 {
-			return nil, fmt.Errorf("file %q is empty", path)
-		}
-		return data, nil
+	if !secret.IsRef(ref) {
+		return nil, errors.New("inline secrets are refused: give file:/path or env:NAME")
 	}
-	if name, ok := strings.CutPrefix(ref, "env:"); ok {
-		v, set := os.LookupEnv(name)
-		if !set || v == "" {
-			return nil, fmt.Errorf("environment variable %q is not set or empty", name)
-		}
-		return []byte(v), nil
-	}
-	return nil, errors.New("inline secrets are refused: give file:/path or env:NAME")
+	return secret.Read(ref)
 }
 
 func decodeBase64(b []byte) ([]byte, error) {

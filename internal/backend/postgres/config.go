@@ -3,12 +3,12 @@ package postgres
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
+	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -59,8 +59,6 @@ const (
 	MaxQueryTimeout       = time.Minute
 	DefaultAcquireTimeout = time.Second
 	DefaultPort           = "5432"
-
-	maxPasswordFileSize = 4096
 )
 
 // withDefaults returns c with zero fields at their defaults, or an error naming the key.
@@ -104,7 +102,7 @@ func (c Config) withDefaults() (Config, error) {
 		if c.Username == "" {
 			return c, errors.New("username: required")
 		}
-		if err := checkSecretRef(c.Password); err != nil {
+		if err := secret.Check(c.Password, "password"); err != nil {
 			return c, fmt.Errorf("password: %w", err)
 		}
 	}
@@ -129,63 +127,14 @@ func (c Config) hostPort() (string, string, error) {
 // isLoopback reports whether host is localhost, a loopback address or a Unix socket
 // directory: the only places plain text may go without AllowPlainText.
 func isLoopback(host string) bool {
-	if strings.HasPrefix(host, "/") || strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return strings.HasPrefix(host, "/") || httpc.IsLoopbackHost(host)
 }
 
-func checkSecretRef(ref string) error {
-	switch {
-	case ref == "":
-		return nil
-	case strings.HasPrefix(ref, "file:"):
-		if strings.TrimSpace(ref[len("file:"):]) == "" {
-			return errors.New("file: needs a path, e.g. file:/etc/rampart/pg.pass")
-		}
-		return nil
-	case strings.HasPrefix(ref, "env:"):
-		if ref[len("env:"):] == "" {
-			return errors.New("env: needs a variable name")
-		}
-		return nil
-	}
-	return errors.New("must be file:/path or env:NAME; a password written in the configuration is refused")
-}
-
-// resolveSecret reads what a file: or env: reference names. Errors say where it looked,
-// never what it found.
+// resolveSecret reads what a file: or env: reference names; "" is no password.
 func resolveSecret(ref string) (string, error) {
 	if ref == "" {
 		return "", nil
 	}
-	if err := checkSecretRef(ref); err != nil {
-		return "", err
-	}
-	if name, ok := strings.CutPrefix(ref, "env:"); ok {
-		v, set := os.LookupEnv(name)
-		if !set || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set or empty", name)
-		}
-		return v, nil
-	}
-	path := strings.TrimPrefix(ref, "file:")
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFileSize+1))
-	if err != nil {
-		return "", fmt.Errorf("password file %q: %w", path, err)
-	}
-	if len(data) > maxPasswordFileSize {
-		return "", fmt.Errorf("password file %q is larger than %d bytes", path, maxPasswordFileSize)
-	}
-	s := strings.TrimRight(string(data), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("password file %q is empty", path)
-	}
-	return s, nil
+	data, err := secret.Read(ref)
+	return string(data), err
 }

@@ -13,14 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"os"
 	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
+	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -89,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
-	pw, err := secret(cfg.Password)
+	pw, err := readPassword(cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("redis: password: %w", err)
 	}
@@ -122,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
-	return &Client{rdb: rdb, timeout: cfg.CommandTimeout, addr: cfg.Addr, insecure: tc == nil && !isLoopback(host)}, nil
+	return &Client{rdb: rdb, timeout: cfg.CommandTimeout, addr: cfg.Addr, insecure: tc == nil && !httpc.IsLoopbackHost(host)}, nil
 }
 
 // Addr returns the configured server address.
@@ -164,36 +164,11 @@ func (c *Client) Ping(ctx context.Context) error {
 // Close closes the pool's connections.
 func (c *Client) Close() error { return c.rdb.Close() }
 
-// secret reads a "file:/path" or "env:NAME" reference; empty means no password.
-func secret(ref string) (string, error) {
+// readPassword reads a "file:/path" or "env:NAME" reference; empty means no password.
+func readPassword(ref string) (string, error) {
 	if ref == "" {
 		return "", nil
 	}
-	if path, ok := strings.CutPrefix(ref, "file:"); ok {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return "", fmt.Errorf("reading the password file: %w", err)
-		}
-		s := strings.TrimRight(string(data), "\r\n")
-		if s == "" {
-			return "", fmt.Errorf("password file %q is empty", path)
-		}
-		return s, nil
-	}
-	if name, ok := strings.CutPrefix(ref, "env:"); ok {
-		v, set := os.LookupEnv(name)
-		if !set || v == "" {
-			return "", fmt.Errorf("environment variable %q is not set or empty", name)
-		}
-		return v, nil
-	}
-	return "", errors.New("inline passwords are refused: give file:/path or env:NAME")
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	data, err := secret.Read(ref)
+	return string(data), err
 }
