@@ -73,14 +73,14 @@ func (r *connRates) controlLimiter(o *Options) *rate.Limiter {
 // not paced when the limits reject: handlePublish refuses it instead (allowPublish).
 func (c *conn) pace(p packet.Packet, size int) bool {
 	o := &c.srv.o
-	now := time.Now()
 	var delay time.Duration
 	var reason limitReason
 	switch p := p.(type) {
 	case *packet.Publish:
 		if (o.MaxPublishRate <= 0 && o.MaxPublishBytesRate <= 0 && c.listenerRate == nil) || c.rejectsOverRate(p) {
-			return true
+			return true // without publish limits a PUBLISH costs no clock read here
 		}
+		now := time.Now()
 		msgs, bytes := c.rateLimits().publishLimiters(o)
 		if msgs != nil {
 			delay = msgs.ReserveN(now, 1).DelayFrom(now)
@@ -98,6 +98,7 @@ func (c *conn) pace(p packet.Packet, size int) bool {
 		if o.MaxControlRate <= 0 {
 			return true
 		}
+		now := time.Now()
 		delay = c.rateLimits().controlLimiter(o).ReserveN(now, 1).DelayFrom(now)
 		reason = reasonControlThrottled
 	default:
