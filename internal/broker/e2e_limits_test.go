@@ -626,7 +626,6 @@ func TestE2EMemoryBudget(t *testing.T) {
 		}
 		c.close()
 		eventually(t, waitLong, "session ended", func() bool { return pub.probe("mem/leak") == packet.NoMatchingSubscribers })
-		b.srv.reconcileQueued()
 		if q := b.srv.LimitStats().QueuedBytes; q != 0 {
 			t.Fatalf("%d bytes still counted after the session ended", q)
 		}

@@ -34,8 +34,6 @@ const defaultMemory = 4 << 30
 // limitLogEvery is the least time between two log lines for one reason.
 const limitLogEvery = 10 * time.Second
 
-// reconcileEvery is how often the queued-bytes counter is checked against the sessions.
-const reconcileEvery = time.Minute
 
 // limitReason is why a limit acted. Each has a counter and its own log rate.
 type limitReason int
@@ -98,14 +96,12 @@ func (r limitReason) level() slog.Level {
 
 // limitState is the abuse-control state of one Server.
 type limitState struct {
-	queued     atomic.Int64 // bytes in session queues (see reconcileQueued)
+	queued     atomic.Int64 // bytes in session queues (see addQueued)
 	hits       [numLimitReasons]atomic.Int64
 	loggedAt   [numLimitReasons]atomic.Int64 // unix nanoseconds of the last log line
 	suppressed [numLimitReasons]atomic.Int64 // hits not logged since then
 
-	reconciling atomic.Bool
-	reconciled  atomic.Int64 // unix nanoseconds of the last reconciliation
-	housekeep   sync.Once
+	housekeep sync.Once
 }
 
 // LimitStats counts what the abuse controls did since the server started, and what the
@@ -138,13 +134,12 @@ type LimitStats struct {
 	// MaxListenerPublishRate (rather than for a per-connection rate).
 	ListenerPublishThrottled int64
 
-	QueuedBytes      int64 // bytes in session queues now (approximate, see below)
+	QueuedBytes      int64 // bytes in session queues now
 	RetainedBytes    int64 // bytes of retained messages now
 	RetainedMessages int64 // retained messages now
 }
 
-// LimitStats returns the abuse-control counters. QueuedBytes may include the queues of
-// sessions that ended since the last periodic reconciliation.
+// LimitStats returns the abuse-control counters.
 func (s *Server) LimitStats() LimitStats {
 	l := s.o.limits
 	h := func(r limitReason) int64 { return l.hits[r].Load() }
@@ -210,14 +205,7 @@ func (s *Server) memoryFull(extra int64, hard bool) bool {
 	if hard {
 		budget += budget / 8
 	}
-	if s.memoryUsed()+extra <= budget {
-		return false
-	}
-	// The counter may still hold the queues of sessions that ended: check it against the
-	// sessions, at most once a second and never on this goroutine, which may hold a
-	// session's lock.
-	s.reconcileSoon(time.Second)
-	return true
+	return s.memoryUsed()+extra > budget
 }
 
 // addQueued records a change of the bytes held by a session queue. Call with the
@@ -227,66 +215,24 @@ func (s *session) addQueued(n int) {
 	s.srv.o.limits.queued.Add(int64(n))
 }
 
-// reconcileSoon starts reconcileQueued in the background unless one ran within every.
-func (s *Server) reconcileSoon(every time.Duration) {
-	l := s.o.limits
-	if time.Now().UnixNano()-l.reconciled.Load() < int64(every) || !l.reconciling.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer l.reconciling.Store(false)
-		s.reconcileQueued()
-	}()
-}
-
-// reconcileQueued corrects the queued-bytes counter from the sessions' own counts. The
-// counter follows every change the sessions make to their queues, but a session that
-// ends drops its queue at once, and that is found here. Changes made while the sessions
-// are walked are kept: the counter becomes the walk's sum plus what changed meanwhile.
-func (s *Server) reconcileQueued() {
-	l := s.o.limits
-	before := l.queued.Load()
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
-	var sum int64
-	for _, sess := range sessions {
-		sess.mu.Lock()
-		if !sess.destroyed {
-			sum += int64(sess.queueSize)
-		}
-		sess.mu.Unlock()
-	}
-	l.queued.Add(sum - before)
-	l.reconciled.Store(time.Now().UnixNano())
-}
-
 // startHousekeeping starts, once per Server, the goroutine that sweeps expired retained
-// messages and reconciles the memory accounting. It runs until ctx (the context Serve
+// messages. It runs until ctx (the context Serve
 // gives every connection) is done.
 func (s *Server) startHousekeeping(ctx context.Context) {
 	s.o.limits.housekeep.Do(func() { go s.housekeeping(ctx) })
 }
 
 func (s *Server) housekeeping(ctx context.Context) {
-	reconcile := time.NewTicker(reconcileEvery)
-	defer reconcile.Stop()
-	var sweep <-chan time.Time
-	if s.o.RetainedExpiry > 0 {
-		t := time.NewTicker(sweepInterval(s.o.RetainedExpiry))
-		defer t.Stop()
-		sweep = t.C
+	if s.o.RetainedExpiry <= 0 {
+		return
 	}
+	t := time.NewTicker(sweepInterval(s.o.RetainedExpiry))
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-reconcile.C:
-			s.reconcileSoon(reconcileEvery / 2)
-		case now := <-sweep:
+		case now := <-t.C:
 			s.dropRetained(s.retained.expired(now, s.o.RetainedExpiry))
 		}
 	}

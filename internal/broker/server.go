@@ -264,7 +264,8 @@ func (s *Server) destroySession(sess *session) {
 	sess.destroyed = true
 	subs := sess.subs
 	sess.subs = nil
-	sess.queue, sess.queueHead, sess.queueSize = nil, 0, 0
+	sess.addQueued(-sess.queueSize) // the memory budget counts live queues only
+	sess.queue, sess.queueHead = nil, 0
 	sess.inflight = nil
 	if sess.expiryTimer != nil {
 		sess.expiryTimer.Stop()
