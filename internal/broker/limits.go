@@ -34,7 +34,6 @@ const defaultMemory = 4 << 30
 // limitLogEvery is the least time between two log lines for one reason.
 const limitLogEvery = 10 * time.Second
 
-
 // limitReason is why a limit acted. Each has a counter and its own log rate.
 type limitReason int
 
