@@ -200,3 +200,44 @@ func TestStats(t *testing.T) {
 		t.Errorf("after a quiet minute: %+v", s)
 	}
 }
+
+// countingMethod is an enhanced method whose conversations fail at once, counting how
+// many reached it.
+type countingMethod struct{ begun, stepped int }
+
+func (m *countingMethod) Method() string { return "TEST" }
+func (m *countingMethod) Begin(context.Context, *clientinfo.Info) (Conversation, error) {
+	m.begun++
+	return m, nil
+}
+func (m *countingMethod) Step(context.Context, []byte) ([]byte, bool, Result) {
+	m.stepped++
+	return nil, true, Denied(packet.NotAuthorized, "bad proof")
+}
+
+func TestEnhancedAuthenticationPassesTheGate(t *testing.T) {
+	m := &countingMethod{}
+	gate := &countingGate{limit: 3}
+	s := NewService(ServiceOptions{Global: NewChain(nil, []Enhanced{m}, nil, nil), Gate: gate})
+	var throttled int
+	for range 20 {
+		enh := s.Enhanced("tcp:default", "TEST")
+		conv, err := enh.Begin(context.Background(), info("tcp:default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, done, res := conv.Step(context.Background(), []byte("guess"))
+		if !done || res.Outcome != Deny {
+			t.Fatal("a failed proof was not refused")
+		}
+		if res.DenyReason() == packet.ConnectionRateExceeded {
+			throttled++
+		}
+	}
+	if m.stepped != 3 || throttled != 17 {
+		t.Fatalf("20 failed SCRAM-style exchanges: %d reached the method, %d throttled; want 3 and 17", m.stepped, throttled)
+	}
+	if s.Enhanced("tcp:default", "OTHER") != nil {
+		t.Fatal("an unconfigured method was offered")
+	}
+}
