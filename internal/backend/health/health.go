@@ -19,8 +19,15 @@ const (
 	DefaultMaxBackoff = 2 * time.Second
 )
 
-// ErrBackoff is wrapped by the error Allow returns while the back-off runs.
+// ErrBackoff is wrapped by the error Allow returns while the back-off runs. Callers
+// answer it like a server that is down (MQTT: 0x88 Server unavailable).
 var ErrBackoff = errors.New("backend unreachable, waiting before the next attempt")
+
+// ErrBusy is wrapped by a connector's error when every pooled connection stayed busy for
+// the whole wait for one: the server is up but saturated, and the question is refused
+// quickly instead of queueing (MQTT: 0x89 Server busy). It is not a failure to reach the
+// server and does not start a back-off.
+var ErrBusy = errors.New("backend busy: no pooled connection came free in time")
 
 // State is the health of one connector. The zero value is not usable: call New. A State
 // is safe for concurrent use.
