@@ -24,6 +24,8 @@ const (
 	BackendHTTP    = "http"
 	BackendRedis   = "redis"
 	BackendPG      = "postgresql"
+	BackendMySQL   = "mysql"
+	BackendLDAP    = "ldap"
 )
 
 // Authenticator is one entry of an authentication chain. Which keys apply depends on the
@@ -42,7 +44,7 @@ type Authenticator struct {
 
 	// The built-in database (password_based and scram).
 	UserIDType            string       `yaml:"user_id_type" mech:"password_based:built_in_database"`
-	PasswordHashAlgorithm PasswordHash `yaml:"password_hash_algorithm" mech:"password_based:built_in_database,password_based:redis,password_based:postgresql"`
+	PasswordHashAlgorithm PasswordHash `yaml:"password_hash_algorithm" mech:"password_based:built_in_database,password_based:redis,password_based:postgresql,password_based:mysql"`
 	BootstrapFile         string       `yaml:"bootstrap_file" mech:"password_based:built_in_database"`
 	BootstrapType         string       `yaml:"bootstrap_type" mech:"password_based:built_in_database"`
 
@@ -66,22 +68,27 @@ type Authenticator struct {
 	Leeway                Duration          `yaml:"leeway" mech:"jwt"`
 	DisconnectAfterExpire bool              `yaml:"disconnect_after_expire" mech:"jwt"`
 
-	// HTTP service.
-	Method         string            `yaml:"method" mech:"password_based:http"`
+	// HTTP service (and LDAP: method is bind or hash there).
+	Method         string            `yaml:"method" mech:"password_based:http,password_based:ldap"`
 	URL            string            `yaml:"url" mech:"password_based:http"`
 	Body           map[string]string `yaml:"body" mech:"password_based:http"`
 	Headers        map[string]string `yaml:"headers" mech:"password_based:http"`
-	RequestTimeout Duration          `yaml:"request_timeout" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap"`
 	MaxConcurrency int               `yaml:"max_concurrency" mech:"password_based:http"`
 	// AllowPlainHTTP permits an http:// URL to a host that is not loopback (passwords
 	// then cross the network in clear text).
 	AllowPlainHTTP bool `yaml:"allow_plain_http" mech:"password_based:http"`
 
-	// Redis and PostgreSQL servers.
+	// Redis, PostgreSQL, MySQL and LDAP servers.
 	ServerConn `yaml:",inline"`
 
+	// LDAP: the user's DN template (bind without a search), and the attributes read.
+	BindDN               string `yaml:"bind_dn" mech:"password_based:ldap"`
+	PasswordAttribute    string `yaml:"password_attribute" mech:"password_based:ldap"`
+	IsSuperuserAttribute string `yaml:"is_superuser_attribute" mech:"password_based:ldap"`
+
 	// Outbound TLS of the HTTP service, the JWKS endpoint and the database servers.
-	SSL ClientSSL `yaml:"ssl" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql"`
+	SSL ClientSSL `yaml:"ssl" mech:"password_based:http,jwt,password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap"`
 
 	// cinfo rules.
 	Checks []CinfoCheck `yaml:"checks" mech:"cinfo"`
@@ -90,23 +97,28 @@ type Authenticator struct {
 	RequireClientIDMatch string `yaml:"require_clientid_match" mech:"x509"`
 }
 
-// ServerConn is how a password_based entry or an authorization source reaches a Redis or
-// PostgreSQL server. Placeholders in cmd and query become separate command arguments or
-// bound parameters, never text in the command.
+// ServerConn is how a password_based entry or an authorization source reaches a Redis,
+// PostgreSQL, MySQL or LDAP server. Placeholders in cmd, query and filter become separate
+// command arguments, bound parameters or escaped filter values, never text in the command.
 type ServerConn struct {
-	Server         string   `yaml:"server" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
-	Username       string   `yaml:"username" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
-	Password       string   `yaml:"password" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
-	Database       string   `yaml:"database" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
-	PoolSize       int      `yaml:"pool_size" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
-	ConnectTimeout Duration `yaml:"connect_timeout" mech:"password_based:redis,password_based:postgresql,redis,postgresql"`
+	Server         string   `yaml:"server" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	RedisType      string   `yaml:"redis_type" mech:"password_based:redis,redis"`
+	Servers        []string `yaml:"servers" mech:"password_based:redis,redis"`
+	Sentinel       string   `yaml:"sentinel" mech:"password_based:redis,redis"`
+	Username       string   `yaml:"username" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	Password       string   `yaml:"password" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	Database       string   `yaml:"database" mech:"password_based:redis,password_based:postgresql,password_based:mysql,redis,postgresql,mysql"`
+	PoolSize       int      `yaml:"pool_size" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	ConnectTimeout Duration `yaml:"connect_timeout" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
 	Cmd            string   `yaml:"cmd" mech:"password_based:redis,redis"`
-	Query          string   `yaml:"query" mech:"password_based:postgresql,postgresql"`
-	AllowPlaintext bool     `yaml:"allow_plaintext" mech:"password_based:postgresql,postgresql"`
+	Query          string   `yaml:"query" mech:"password_based:postgresql,password_based:mysql,postgresql,mysql"`
+	AllowPlaintext bool     `yaml:"allow_plaintext" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	BaseDN         string   `yaml:"base_dn" mech:"password_based:ldap,ldap"`
+	Filter         string   `yaml:"filter" mech:"password_based:ldap,ldap"`
 }
 
 func defaultServerConn() ServerConn {
-	return ServerConn{PoolSize: 8, ConnectTimeout: Duration(5 * time.Second)}
+	return ServerConn{RedisType: "single", PoolSize: 8, ConnectTimeout: Duration(5 * time.Second)}
 }
 
 // PasswordHash chooses the hash of new and upgraded passwords in the built-in database,
@@ -125,8 +137,12 @@ type PasswordHash struct {
 // ClientSSL configures TLS for an outbound https connection (JWKS, HTTP service). The
 // server is verified unless verify: verify_none and allow_verify_none: true.
 type ClientSSL struct {
-	// Enable turns TLS on for a Redis or PostgreSQL server (an https URL does for HTTP).
-	Enable               bool   `yaml:"enable"`
+	// Enable turns TLS on for a Redis, PostgreSQL, MySQL or LDAP server (an https URL
+	// does for HTTP).
+	Enable bool `yaml:"enable"`
+	// StartTLS upgrades a plain LDAP connection with StartTLS instead of connecting with
+	// LDAPS (LDAP only).
+	StartTLS             bool   `yaml:"start_tls"`
 	CACertFile           string `yaml:"cacertfile"`
 	CertFile             string `yaml:"certfile"`
 	KeyFile              string `yaml:"keyfile"`
@@ -196,12 +212,13 @@ func defaultAuthenticator() Authenticator {
 		ACLClaimName:          "acl",
 		RequireExp:            true,
 		DisconnectAfterExpire: true,
-		Method:                "post",
 		RequestTimeout:        Duration(5 * time.Second),
 		MaxConcurrency:        64,
 		SSL:                   ClientSSL{Verify: VerifyPeer},
 		ServerConn:            defaultServerConn(),
 		RequireClientIDMatch:  "none",
+		PasswordAttribute:     "userPassword",
+		IsSuperuserAttribute:  "isSuperuser",
 	}
 }
 
@@ -244,6 +261,8 @@ var kinds = map[string]bool{
 	MechPasswordBased + ":" + BackendHTTP:    true,
 	MechPasswordBased + ":" + BackendRedis:   true,
 	MechPasswordBased + ":" + BackendPG:      true,
+	MechPasswordBased + ":" + BackendMySQL:   true,
+	MechPasswordBased + ":" + BackendLDAP:    true,
 	MechSCRAM + ":" + BackendBuiltIn:         true,
 	MechJWT:                                  true,
 	MechCinfo:                                true,
@@ -258,7 +277,7 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 		a := &list[i]
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if !kinds[a.Kind()] {
-			ch.add(p+".mechanism", "mechanism %q with backend %q is not supported; want password_based (built_in_database, http, redis or postgresql), scram (built_in_database), jwt, cinfo or x509", a.Mechanism, a.Backend)
+			ch.add(p+".mechanism", "mechanism %q with backend %q is not supported; want password_based (built_in_database, http, redis, postgresql, mysql or ldap), scram (built_in_database), jwt, cinfo or x509", a.Mechanism, a.Backend)
 			continue
 		}
 		checkMech(reflect.ValueOf(*a), dv, a.Kind(), func(name, tag string) {
@@ -282,12 +301,21 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 			if !strings.HasPrefix(a.URL, "https://") && !strings.HasPrefix(a.URL, "http://") {
 				ch.add(p+".url", "want an http:// or https:// URL, got %q", a.URL)
 			}
-			ch.enum(p+".method", checkEnum(a.Method, "post", "get"))
+			ch.enum(p+".method", checkEnum(a.Method, "", "post", "get"))
 			ch.durRange(p+".request_timeout", a.RequestTimeout, 100*time.Millisecond, time.Minute)
 			ch.intRange(p+".max_concurrency", a.MaxConcurrency, 1, 10000)
-		case MechPasswordBased + ":" + BackendRedis, MechPasswordBased + ":" + BackendPG:
-			checkServerConn(ch, p, a.ServerConn, a.Backend == BackendRedis)
+		case MechPasswordBased + ":" + BackendRedis, MechPasswordBased + ":" + BackendPG, MechPasswordBased + ":" + BackendMySQL:
+			checkServerConn(ch, p, a.ServerConn, a.SSL, a.Backend)
 			checkPasswordHash(ch, p+".password_hash_algorithm", a.PasswordHashAlgorithm)
+		case MechPasswordBased + ":" + BackendLDAP:
+			checkServerConn(ch, p, a.ServerConn, a.SSL, a.Backend)
+			ch.enum(p+".method", checkEnum(a.Method, "", "bind", "hash"))
+			if a.BindDN == "" && a.Filter == "" {
+				ch.add(p+".filter", "an ldap authenticator needs a filter to find the user (or bind_dn, a DN template)")
+			}
+			if a.BindDN != "" && a.Method == "hash" {
+				ch.add(p+".bind_dn", "bind_dn is used by method bind only; method hash searches with filter")
+			}
 		case MechCinfo:
 			if len(a.Checks) == 0 {
 				ch.add(p+".checks", "a cinfo authenticator needs at least one check")
@@ -357,10 +385,34 @@ func checkJWT(ch *checker, p string, a *Authenticator) {
 	}
 }
 
-// checkServerConn checks the keys of a Redis or PostgreSQL server.
-func checkServerConn(ch *checker, p string, b ServerConn, redis bool) {
-	if b.Server == "" {
-		ch.add(p+".server", "the server's host:port is required")
+// checkServerConn checks the keys of a Redis, PostgreSQL, MySQL or LDAP server; backend
+// is the entry's backend or the source's type.
+func checkServerConn(ch *checker, p string, b ServerConn, ssl ClientSSL, backend string) {
+	redis := backend == BackendRedis
+	switch {
+	case !redis || b.RedisType == "single":
+		if b.Server == "" {
+			ch.add(p+".server", "the server's host:port is required")
+		}
+		if len(b.Servers) > 0 {
+			ch.add(p+".servers", "servers lists sentinel or cluster nodes (redis_type sentinel or cluster); use server for one server")
+		}
+	default:
+		if b.Server != "" {
+			ch.add(p+".server", "with redis_type %s, list the nodes in servers instead", b.RedisType)
+		}
+		if len(b.Servers) == 0 {
+			ch.add(p+".servers", "redis_type %s needs at least one address in servers", b.RedisType)
+		}
+	}
+	if redis {
+		ch.enum(p+".redis_type", checkEnum(b.RedisType, "single", "sentinel", "cluster"))
+		if (b.RedisType == "sentinel") != (b.Sentinel != "") {
+			ch.add(p+".sentinel", "the monitored master's name is required with redis_type sentinel, and only then")
+		}
+		if b.RedisType == "cluster" && b.Database != "" && b.Database != "0" {
+			ch.add(p+".database", "a Redis cluster has only database 0")
+		}
 	}
 	if b.Password != "" && !secret.IsRef(b.Password) {
 		ch.add(p+".password", "give the password as file:/path or env:NAME, never inline")
@@ -369,11 +421,28 @@ func checkServerConn(ch *checker, p string, b ServerConn, redis bool) {
 	}
 	ch.intRange(p+".pool_size", b.PoolSize, 1, 1024)
 	ch.durRange(p+".connect_timeout", b.ConnectTimeout, 100*time.Millisecond, time.Minute)
-	if redis && b.Cmd == "" {
-		ch.add(p+".cmd", "the Redis command template is required")
+	switch backend {
+	case BackendRedis:
+		if b.Cmd == "" {
+			ch.add(p+".cmd", "the Redis command template is required")
+		}
+	case BackendPG, BackendMySQL:
+		if b.Query == "" {
+			ch.add(p+".query", "the SQL query is required")
+		}
+		if backend == BackendMySQL && b.Database == "" {
+			ch.add(p+".database", "the MySQL database name is required")
+		}
+	case BackendLDAP:
+		if b.BaseDN == "" {
+			ch.add(p+".base_dn", "the DN searches start from is required")
+		}
 	}
-	if !redis && b.Query == "" {
-		ch.add(p+".query", "the SQL query is required")
+	if ssl.StartTLS && backend != BackendLDAP {
+		ch.add(p+".ssl.start_tls", "StartTLS applies to LDAP only")
+	}
+	if ssl.StartTLS && !ssl.Enable {
+		ch.add(p+".ssl.start_tls", "set ssl.enable: true as well; start_tls chooses how TLS starts")
 	}
 }
 

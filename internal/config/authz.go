@@ -16,6 +16,8 @@ const (
 	SourceHTTP    = "http"
 	SourceRedis   = "redis"
 	SourcePG      = "postgresql"
+	SourceMySQL   = "mysql"
+	SourceLDAP    = "ldap"
 )
 
 // Authorization is the authorization chain: superuser, the rules the authenticator
@@ -46,22 +48,27 @@ type AuthzSource struct {
 	// file
 	Path string `yaml:"path" mech:"file"`
 
-	// built_in_database, redis, postgresql
-	MaxRules int `yaml:"max_rules" mech:"built_in_database,redis,postgresql"`
+	// built_in_database and the servers
+	MaxRules int `yaml:"max_rules" mech:"built_in_database,redis,postgresql,mysql,ldap"`
 
-	// redis, postgresql
+	// redis, postgresql, mysql, ldap
 	ServerConn `yaml:",inline"`
+
+	// ldap: the attributes whose values are topic filters the client may use.
+	PublishAttribute   string `yaml:"publish_attribute" mech:"ldap"`
+	SubscribeAttribute string `yaml:"subscribe_attribute" mech:"ldap"`
+	AllAttribute       string `yaml:"all_attribute" mech:"ldap"`
 
 	// http
 	Method         string            `yaml:"method" mech:"http"`
 	URL            string            `yaml:"url" mech:"http"`
 	Body           map[string]string `yaml:"body" mech:"http"`
 	Headers        map[string]string `yaml:"headers" mech:"http"`
-	RequestTimeout Duration          `yaml:"request_timeout" mech:"http,redis,postgresql"`
+	RequestTimeout Duration          `yaml:"request_timeout" mech:"http,redis,postgresql,mysql,ldap"`
 	MaxConcurrency int               `yaml:"max_concurrency" mech:"http"`
-	OnError        string            `yaml:"on_error" mech:"http,redis,postgresql"`
+	OnError        string            `yaml:"on_error" mech:"http,redis,postgresql,mysql,ldap"`
 	AllowPlainHTTP bool              `yaml:"allow_plain_http" mech:"http"`
-	SSL            ClientSSL         `yaml:"ssl" mech:"http,redis,postgresql"`
+	SSL            ClientSSL         `yaml:"ssl" mech:"http,redis,postgresql,mysql,ldap"`
 }
 
 func defaultAuthorization() Authorization {
@@ -76,6 +83,7 @@ func defaultAuthzSource() AuthzSource {
 	return AuthzSource{
 		Enable: true, MaxRules: 100, Method: "post", RequestTimeout: Duration(5 * time.Second), MaxConcurrency: 64,
 		OnError: "deny", SSL: ClientSSL{Verify: VerifyPeer}, ServerConn: defaultServerConn(),
+		PublishAttribute: "mqttPublishTopic", SubscribeAttribute: "mqttSubscriptionTopic", AllAttribute: "mqttPubSubTopic",
 	}
 }
 
@@ -112,9 +120,9 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 		s := &a.Sources[i]
 		sp := fmt.Sprintf("%s.sources[%d]", p, i)
 		switch s.Type {
-		case SourceFile, SourceBuiltIn, SourceHTTP, SourceRedis, SourcePG:
+		case SourceFile, SourceBuiltIn, SourceHTTP, SourceRedis, SourcePG, SourceMySQL, SourceLDAP:
 		default:
-			ch.add(sp+".type", "type %q is not supported; want file, built_in_database, http, redis or postgresql", s.Type)
+			ch.add(sp+".type", "type %q is not supported; want file, built_in_database, http, redis, postgresql, mysql or ldap", s.Type)
 			continue
 		}
 		if seen[s.Type] && (s.Type == SourceFile || s.Type == SourceBuiltIn) {
@@ -131,8 +139,11 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 			}
 		case SourceBuiltIn:
 			ch.intRange(sp+".max_rules", s.MaxRules, 1, 10000)
-		case SourceRedis, SourcePG:
-			checkServerConn(ch, sp, s.ServerConn, s.Type == SourceRedis)
+		case SourceRedis, SourcePG, SourceMySQL, SourceLDAP:
+			checkServerConn(ch, sp, s.ServerConn, s.SSL, s.Type)
+			if s.Type == SourceLDAP && s.Filter == "" {
+				ch.add(sp+".filter", "an ldap source needs a filter to find the client's entry")
+			}
 			ch.intRange(sp+".max_rules", s.MaxRules, 1, 100000)
 			ch.enum(sp+".on_error", checkEnum(s.OnError, "deny", "ignore"))
 		case SourceHTTP:
