@@ -11,10 +11,12 @@ set -euo pipefail
 # Debian packages the tests use: the mosquitto clients (interoperability tests) and the
 # mosquitto broker (the comparison baseline of scripts/bench-compare.sh), openssl
 # (s_client probes of the TLS listeners) and sslscan (the external TLS scan of
-# TestServeTLSScan), redis-server and postgresql (the backends of
-# internal/backend; the tests start their own throw-away instances on loopback ports in
-# temporary directories through internal/backend/testsvc, never the packaged services).
-packages=(mosquitto mosquitto-clients openssl sslscan redis-server postgresql)
+# TestServeTLSScan), redis-server (with redis-tools' redis-cli, which joins the test
+# cluster), postgresql, mariadb-server and slapd (the backends of internal/backend; the
+# tests start their own throw-away instances on loopback ports in temporary directories,
+# with TLS from a throw-away CA where a test asks for it, through
+# internal/backend/testsvc, never the packaged services).
+packages=(mosquitto mosquitto-clients openssl sslscan redis-server redis-tools postgresql mariadb-server slapd)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -42,9 +44,9 @@ install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 	# Debian starts the packaged services (mosquitto on 1883, redis on 6379, postgresql on
-	# 5432) where an init system runs; the tests start their own instances on ephemeral
-	# ports, so the packaged ones are stopped.
-	for svc in redis-server postgresql; do
+	# 5432, mariadb on 3306, slapd on 389) where an init system runs; the tests start their
+	# own instances on ephemeral ports, so the packaged ones are stopped.
+	for svc in redis-server postgresql mariadb slapd; do
 		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 			as_root systemctl stop "$svc" || true
 		fi
