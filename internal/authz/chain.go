@@ -45,12 +45,39 @@ type Chain struct {
 	mu      sync.Mutex
 	changed []func()
 	log     *slog.Logger
+	ttl     []time.Duration // by source index: how long a client's view lives; -1 forever
 }
 
 // PlaceholderUser is implemented by sources that know whether their rules use
 // placeholders. A source that does not implement it is assumed to use them.
 type PlaceholderUser interface {
 	UsesPlaceholders() bool
+}
+
+// WithTTL wraps a source whose rules live in a server that does not announce changes (a
+// database, a directory, an HTTP service): a client's view of it is read again when it is
+// older than ttl, and the decisions made from the old view are forgotten, so a rule
+// deleted on the server stops applying within ttl. ttl 0 reads the source for every
+// question and never caches a decision that it took part in.
+func WithTTL(s Source, ttl time.Duration) Source {
+	return &ttlSource{Source: s, ttl: max(ttl, 0)}
+}
+
+type ttlSource struct {
+	Source
+	ttl time.Duration
+}
+
+// OnChange and UsesPlaceholders pass through to the wrapped source.
+func (t *ttlSource) OnChange(fn func()) {
+	if n, ok := t.Source.(Notifier); ok {
+		n.OnChange(fn)
+	}
+}
+
+func (t *ttlSource) UsesPlaceholders() bool {
+	p, ok := t.Source.(PlaceholderUser)
+	return !ok || p.UsesPlaceholders()
 }
 
 // New builds the chain and subscribes to the sources' changes.
@@ -61,11 +88,15 @@ func New(o Options) *Chain {
 	if o.NoMatch == NoMatch {
 		o.NoMatch = Deny
 	}
-	ch := &Chain{o: o, log: o.Log}
-	for _, s := range o.Sources {
+	ch := &Chain{o: o, log: o.Log, ttl: make([]time.Duration, len(o.Sources))}
+	for i, s := range o.Sources {
 		ch.stats = append(ch.stats, &SourceStats{Name: s.Name()})
 		if n, ok := s.(Notifier); ok {
 			n.OnChange(ch.Changed)
+		}
+		ch.ttl[i] = -1
+		if t, ok := s.(*ttlSource); ok {
+			ch.ttl[i] = t.ttl
 		}
 	}
 	return ch
@@ -154,10 +185,11 @@ type Client struct {
 	acl       *ClientRules
 	aclBroken bool
 
-	mu    sync.Mutex
-	gen   uint64
-	views []ClientSource
-	cache *decisionCache
+	mu      sync.Mutex
+	gen     uint64
+	views   []ClientSource
+	expires []time.Time // by source index: when the view must be read again; zero never
+	cache   *decisionCache
 }
 
 // Authorize decides one action.
@@ -178,6 +210,7 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 	}
 	ch := c.ch
 	gen := ch.gen.Load()
+	now := time.Now()
 	c.mu.Lock()
 	if c.views == nil || c.gen != gen {
 		// First question, or the rules changed: resolve every source for this client
@@ -187,8 +220,24 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 			views = append(views, s.ForClient(c.info))
 		}
 		c.views = views
+		c.expires = ch.expiries(now, c.expires)
 		c.gen = gen
 		if c.cache != nil {
+			c.cache.clear()
+		}
+	} else if c.expired(now) {
+		// A view of a source with a TTL is too old: read that source again.
+		views := append([]ClientSource(nil), c.views...)
+		clear := false
+		for i, s := range ch.o.Sources {
+			if !c.expires[i].IsZero() && !now.Before(c.expires[i]) {
+				views[i] = s.ForClient(c.info)
+				clear = clear || ch.ttl[i] > 0 // a TTL-0 source's answers are never cached
+			}
+		}
+		c.views = views
+		c.expires = ch.expiries(now, c.expires)
+		if clear && c.cache != nil {
 			c.cache.clear()
 		}
 	}
@@ -198,7 +247,7 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 		if c.cache == nil {
 			c.cache = newDecisionCache(ch.o.Cache.MaxSize)
 		}
-		if d, ok := c.cache.get(a, t, time.Now()); ok {
+		if d, ok := c.cache.get(a, t, now); ok {
 			c.mu.Unlock()
 			ch.cache.hits.Add(1)
 			return d
@@ -211,6 +260,9 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 	for i, v := range views {
 		got := v.Authorize(ctx, a, t)
 		ch.stats[i].record(got)
+		if ch.ttl[i] == 0 {
+			cacheable = false // a source read at every question: its answer may change at once
+		}
 		if got != NoMatch {
 			d = got
 			break
@@ -219,13 +271,44 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 	allowed := d == Allow
 	if cacheable {
 		c.mu.Lock()
-		// Cache only what was decided under the rules still in force.
+		// Cache only what was decided under the rules still in force, and no longer than
+		// the views it came from live.
 		if c.gen == gen && ch.gen.Load() == gen {
-			c.cache.put(a, t, allowed, time.Now().Add(ch.o.Cache.TTL))
+			until := now.Add(ch.o.Cache.TTL)
+			for i, e := range c.expires {
+				if ch.ttl[i] > 0 && e.Before(until) {
+					until = e
+				}
+			}
+			c.cache.put(a, t, allowed, until)
 		}
 		c.mu.Unlock()
 	}
 	return allowed
+}
+
+// expiries returns when each source's view read at now must be read again (zero: never),
+// reusing buf.
+func (ch *Chain) expiries(now time.Time, buf []time.Time) []time.Time {
+	buf = buf[:0]
+	for _, ttl := range ch.ttl {
+		var e time.Time
+		if ttl >= 0 {
+			e = now.Add(ttl)
+		}
+		buf = append(buf, e)
+	}
+	return buf
+}
+
+// expired reports whether any view with a TTL is due; c.mu is held.
+func (c *Client) expired(now time.Time) bool {
+	for _, e := range c.expires {
+		if !e.IsZero() && !now.Before(e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (ch *Chain) excluded(t string) bool {

@@ -138,3 +138,55 @@ func TestCheckIdentity(t *testing.T) {
 type placeholderSource struct{ mapSource }
 
 func (*placeholderSource) UsesPlaceholders() bool { return true }
+
+// viewCounter counts the views the chain asks for and answers from a shared map.
+type viewCounter struct {
+	mapSource
+	views atomic.Int64
+}
+
+func (v *viewCounter) ForClient(*clientinfo.Info) ClientSource {
+	v.views.Add(1)
+	return &v.mapSource
+}
+
+func TestChainSourceTTL(t *testing.T) {
+	tests := []struct {
+		name      string
+		ttl       time.Duration
+		wait      time.Duration
+		wantViews int64 // views read after the second question
+		wantAsked int64 // questions that reached the source
+	}{
+		{"ttl 0: read at every question, never cached", 0, 0, 2, 2},
+		{"within ttl: one view, decision cached", time.Hour, 0, 1, 1},
+		{"after ttl: view read again, cache forgotten", 20 * time.Millisecond, 40 * time.Millisecond, 2, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &viewCounter{mapSource: mapSource{answers: map[string]Decision{"a": Allow}}}
+			ch := New(Options{Sources: []Source{WithTTL(src, tc.ttl)},
+				Cache: CacheOptions{Enable: true, MaxSize: 8, TTL: time.Hour}})
+			c := ch.ForClient(&clientinfo.Info{ClientID: "x"}, nil)
+			if !c.Authorize(context.Background(), pubAct, "a") {
+				t.Fatal("first question denied")
+			}
+			time.Sleep(tc.wait)
+			// The rule is deleted on the server, which announces nothing.
+			src.mu.Lock()
+			delete(src.answers, "a")
+			src.mu.Unlock()
+			got := c.Authorize(context.Background(), pubAct, "a")
+			if views := src.views.Load(); views != tc.wantViews {
+				t.Errorf("views read %d, want %d", views, tc.wantViews)
+			}
+			if asked := src.asked.Load(); asked != tc.wantAsked {
+				t.Errorf("questions to the source %d, want %d", asked, tc.wantAsked)
+			}
+			if want := tc.wantAsked == 1; got != want {
+				t.Errorf("second answer %v, want %v (deleted rule %s)", got, want,
+					map[bool]string{true: "still cached within the ttl", false: "gone"}[want])
+			}
+		})
+	}
+}

@@ -59,6 +59,10 @@ type AuthzSource struct {
 	SubscribeAttribute string `yaml:"subscribe_attribute" mech:"ldap"`
 	AllAttribute       string `yaml:"all_attribute" mech:"ldap"`
 
+	// TTL is how long a client's rules read from the server (or decisions of an HTTP
+	// service) are reused; 0 asks the server at every question.
+	TTL Duration `yaml:"ttl" mech:"http,redis,postgresql,mysql,ldap"`
+
 	// http
 	Method         string            `yaml:"method" mech:"http"`
 	URL            string            `yaml:"url" mech:"http"`
@@ -83,7 +87,7 @@ func defaultAuthzSource() AuthzSource {
 	return AuthzSource{
 		Enable: true, MaxRules: 100, Method: "post", RequestTimeout: Duration(5 * time.Second), MaxConcurrency: 64,
 		OnError: "deny", SSL: ClientSSL{Verify: VerifyPeer}, ServerConn: defaultServerConn(),
-		PublishAttribute: "mqttPublishTopic", SubscribeAttribute: "mqttSubscriptionTopic", AllAttribute: "mqttPubSubTopic",
+		TTL: Duration(time.Minute), PublishAttribute: "mqttPublishTopic", SubscribeAttribute: "mqttSubscriptionTopic", AllAttribute: "mqttPubSubTopic",
 	}
 }
 
@@ -141,6 +145,7 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 			ch.intRange(sp+".max_rules", s.MaxRules, 1, 10000)
 		case SourceRedis, SourcePG, SourceMySQL, SourceLDAP:
 			checkServerConn(ch, sp, s.ServerConn, s.SSL, s.Type)
+			ch.durRange(sp+".ttl", s.TTL, 0, 24*time.Hour)
 			if s.Type == SourceLDAP && s.Filter == "" {
 				ch.add(sp+".filter", "an ldap source needs a filter to find the client's entry")
 			}
@@ -154,6 +159,7 @@ func (c *Config) checkAuthorization(ch *checker, anyPublic bool) {
 			ch.enum(sp+".on_error", checkEnum(s.OnError, "deny", "ignore"))
 			ch.durRange(sp+".request_timeout", s.RequestTimeout, 100*time.Millisecond, time.Minute)
 			ch.intRange(sp+".max_concurrency", s.MaxConcurrency, 1, 10000)
+			ch.durRange(sp+".ttl", s.TTL, 0, 24*time.Hour)
 		}
 	}
 	if !a.HasSources() && a.NoMatch == "deny" && anyPublic {
