@@ -46,6 +46,7 @@ type Chain struct {
 	changed []func()
 	log     *slog.Logger
 	ttl     []time.Duration // by source index: how long a client's view lives; -1 forever
+	anyTTL  bool            // some source has a TTL
 }
 
 // PlaceholderUser is implemented by sources that know whether their rules use
@@ -96,7 +97,7 @@ func New(o Options) *Chain {
 		}
 		ch.ttl[i] = -1
 		if t, ok := s.(*ttlSource); ok {
-			ch.ttl[i] = t.ttl
+			ch.ttl[i], ch.anyTTL = t.ttl, true
 		}
 	}
 	return ch
@@ -210,7 +211,11 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 	}
 	ch := c.ch
 	gen := ch.gen.Load()
-	now := time.Now()
+	cacheable := ch.o.Cache.Enable && !ch.excluded(t)
+	var now time.Time // read only when something expires: a clock read per publish is not free
+	if cacheable || ch.anyTTL {
+		now = time.Now()
+	}
 	c.mu.Lock()
 	if c.views == nil || c.gen != gen {
 		// First question, or the rules changed: resolve every source for this client
@@ -225,7 +230,7 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 		if c.cache != nil {
 			c.cache.clear()
 		}
-	} else if c.expired(now) {
+	} else if ch.anyTTL && c.expired(now) {
 		// A view of a source with a TTL is too old: read that source again.
 		views := append([]ClientSource(nil), c.views...)
 		clear := false
@@ -242,7 +247,6 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 		}
 	}
 	views := c.views
-	cacheable := ch.o.Cache.Enable && !ch.excluded(t)
 	if cacheable {
 		if c.cache == nil {
 			c.cache = newDecisionCache(ch.o.Cache.MaxSize)
