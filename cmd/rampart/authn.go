@@ -12,9 +12,10 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/authn/cinfo"
 	"github.com/rampart-mqtt/rampart/internal/authn/httpauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/jwtauth"
+	"github.com/rampart-mqtt/rampart/internal/authn/ldapauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/password"
-	"github.com/rampart-mqtt/rampart/internal/authn/pgauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/redisauth"
+	"github.com/rampart-mqtt/rampart/internal/authn/sqlauth"
 	"github.com/rampart-mqtt/rampart/internal/authn/x509auth"
 	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
@@ -269,13 +270,40 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 		}
 		b.setup.closers = append(b.setup.closers, func() { _ = a.Close() })
 		return a, nil, nil
-	case config.MechPasswordBased + ":" + config.BackendPG:
+	case config.MechPasswordBased + ":" + config.BackendPG, config.MechPasswordBased + ":" + config.BackendMySQL:
 		h := e.PasswordHashAlgorithm
 		if h.Name == "argon2id" {
-			h.Name = pgauth.EncodedHash // Rampart's own self-describing encoding
+			h.Name = sqlauth.EncodedHash // Rampart's own self-describing encoding
 		}
-		c := pgauth.Config{Backend: pgConfig(e.ServerConn, e.SSL, e.RequestTimeout), Query: e.Query, OnError: e.OnError,
-			PasswordHashAlgorithm: pgauth.HashAlgorithm{Name: h.Name, MacFun: h.MacFun, SaltPosition: h.SaltPosition, Iterations: h.Iterations}}
+		c := sqlauth.Config{Backend: e.Backend, OnError: e.OnError,
+			PasswordHashAlgorithm: sqlauth.HashAlgorithm{Name: h.Name, MacFun: h.MacFun, SaltPosition: h.SaltPosition, Iterations: h.Iterations}}
+		if b.check {
+			q, err := compileSQL(e.Backend, e.Query, sqlauth.QueryOptions())
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, c.Validate(q)
+		}
+		hasher, err := b.sharedHasher()
+		if err != nil {
+			return nil, nil, err
+		}
+		q, err := openSQL(b.ctx, e.Backend, e.ServerConn, e.SSL, e.RequestTimeout, e.Query, sqlauth.QueryOptions())
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := sqlauth.New(c, q, hasher, b.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.setup.closers = append(b.setup.closers, a.Close)
+		return a, nil, nil
+	case config.MechPasswordBased + ":" + config.BackendLDAP:
+		c := ldapauth.Config{Backend: ldapConfig(e.ServerConn, e.SSL, e.RequestTimeout), Method: e.Method,
+			BindDN: e.BindDN, Filter: e.Filter, IsSuperuserAttribute: e.IsSuperuserAttribute, OnError: e.OnError}
+		if e.Method == ldapauth.MethodHash {
+			c.PasswordAttribute = e.PasswordAttribute // the configuration refuses it otherwise
+		}
 		if b.check {
 			return nil, nil, c.Validate()
 		}
@@ -283,7 +311,7 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 		if err != nil {
 			return nil, nil, err
 		}
-		a, err := pgauth.New(b.ctx, c, hasher, b.log)
+		a, err := ldapauth.New(c, hasher, b.log)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -14,8 +14,9 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/authz/builtin"
 	"github.com/rampart-mqtt/rampart/internal/authz/file"
 	"github.com/rampart-mqtt/rampart/internal/authz/httpsrc"
-	"github.com/rampart-mqtt/rampart/internal/authz/pgsrc"
+	"github.com/rampart-mqtt/rampart/internal/authz/ldapsrc"
 	"github.com/rampart-mqtt/rampart/internal/authz/redissrc"
+	"github.com/rampart-mqtt/rampart/internal/authz/sqlsrc"
 	"github.com/rampart-mqtt/rampart/internal/broker"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
@@ -99,22 +100,34 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			a.closers = append(a.closers, func() { _ = r.Close() })
-			sources = append(sources, r)
-		case config.SourcePG:
-			g, err := pgsrc.New(ctx, pgsrc.Config{Backend: pgConfig(s.ServerConn, s.SSL, s.RequestTimeout), Query: s.Query,
-				MaxRules: s.MaxRules, OnError: s.OnError}, log)
+			sources = append(sources, authz.WithTTL(r, s.TTL.Duration()))
+		case config.SourcePG, config.SourceMySQL:
+			q, err := openSQL(ctx, s.Type, s.ServerConn, s.SSL, s.RequestTimeout, s.Query, sqlsrc.QueryOptions())
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			g, err := sqlsrc.New(sqlsrc.Config{Backend: s.Type, MaxRules: s.MaxRules, OnError: s.OnError}, q, log)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			a.closers = append(a.closers, g.Close)
-			sources = append(sources, g)
+			sources = append(sources, authz.WithTTL(g, s.TTL.Duration()))
+		case config.SourceLDAP:
+			l, err := ldapsrc.New(ldapsrc.Config{Backend: ldapConfig(s.ServerConn, s.SSL, s.RequestTimeout), Filter: s.Filter,
+				PublishAttribute: s.PublishAttribute, SubscribeAttribute: s.SubscribeAttribute, AllAttribute: s.AllAttribute,
+				MaxRules: s.MaxRules, OnError: s.OnError}, log)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			a.closers = append(a.closers, l.Close)
+			sources = append(sources, authz.WithTTL(l, s.TTL.Duration()))
 		case config.SourceHTTP:
 			h, err := httpsrc.New(httpConfig(s), log)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			a.closers = append(a.closers, h.Close)
-			sources = append(sources, h)
+			sources = append(sources, authz.WithTTL(h, s.TTL.Duration()))
 		}
 	}
 	noMatch := authz.Deny

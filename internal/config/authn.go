@@ -313,6 +313,9 @@ func checkAuthentication(ch *checker, path string, list []Authenticator) {
 			if a.BindDN == "" && a.Filter == "" {
 				ch.add(p+".filter", "an ldap authenticator needs a filter to find the user (or bind_dn, a DN template)")
 			}
+			if a.Method != "hash" && a.PasswordAttribute != defaultAuthenticator().PasswordAttribute {
+				ch.add(p+".password_attribute", "used by method hash only; method bind lets the directory check the password")
+			}
 			if a.BindDN != "" && a.Method == "hash" {
 				ch.add(p+".bind_dn", "bind_dn is used by method bind only; method hash searches with filter")
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
 	"github.com/rampart-mqtt/rampart/internal/authn/password"
+	"github.com/rampart-mqtt/rampart/internal/backend/health"
 	"github.com/rampart-mqtt/rampart/internal/backend/redis"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
@@ -42,8 +43,9 @@ const (
 // Config configures the authenticator (proposed YAML keys in parentheses). The Redis
 // connection keys sit beside these in the authenticator's YAML map.
 type Config struct {
-	// Redis is the server to ask (server, username, password, database, pool_size,
-	// connect_timeout, command_timeout, ssl).
+	// Redis is the server to ask (redis_type, server, servers, sentinel, username,
+	// password, sentinel_username, sentinel_password, database, pool_size,
+	// connect_timeout, command_timeout, ssl, allow_plaintext).
 	Redis redis.Config
 	// Cmd is the command template (cmd), e.g.
 	// "HMGET mqtt_user:${username} password_hash salt is_superuser". Only HMGET and HGET
@@ -211,8 +213,8 @@ func (a *Authenticator) Close() error { return a.rdb.Close() }
 
 // Authenticate implements authn.Authenticator. No password, or no value for the key's
 // placeholders, is Ignore; no record is Ignore; a wrong password is Deny with
-// BadUserNameOrPassword; a backend failure is Deny with ServerUnavailable (Ignore with
-// on_error ignore).
+// BadUserNameOrPassword; a backend failure is Deny with ServerUnavailable, or ServerBusy
+// when every pooled connection stayed busy (Ignore with on_error ignore).
 func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info, cred *authn.Credentials) authn.Result {
 	if cred == nil || !cred.HasPassword() {
 		return authn.Ignored("redis: no password")
@@ -223,6 +225,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 	}
 	reply, err := a.rdb.Do(ctx, args...)
 	if err != nil {
+		if errors.Is(err, health.ErrBusy) {
+			return a.fail(packet.ServerBusy, "redis: %v", err)
+		}
 		return a.fail(packet.ServerUnavailable, "redis: %v", err)
 	}
 	vals, err := a.values(reply)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
 	"github.com/rampart-mqtt/rampart/internal/authn/password"
@@ -214,8 +216,23 @@ func TestBackendDownAndBack(t *testing.T) {
 	}
 	testsvc.RestartRedis(t, f.addr)
 	f.seed(t)
-	if r := login(deny, "alice", []byte("alice-pw")); r.Outcome != authn.Allow {
-		t.Fatalf("after restart: %v (%s)", r.Outcome, r.Detail)
+	// The authenticator's connector may still be in its back-off: it recovers shortly.
+	recovers(t, deny, "after restart")
+}
+
+// recovers polls (for at most 20 seconds) until alice logs in.
+func recovers(t *testing.T, a *Authenticator, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := login(a, "alice", []byte("alice-pw"))
+		if r.Outcome == authn.Allow {
+			return
+		}
+		if r.Outcome != authn.Deny || r.DenyReason() != packet.ServerUnavailable || time.Now().After(deadline) {
+			t.Fatalf("%s: %v %v (%s), want allow", what, r.Outcome, r.DenyReason(), r.Detail)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -291,7 +308,99 @@ func TestSlowBackend(t *testing.T) {
 		t.Fatalf("paused server: %v %v (%s), want deny server unavailable", r.Outcome, r.DenyReason(), r.Detail)
 	}
 	f.do(t, "CLIENT", "UNPAUSE")
+	recovers(t, a, "after unpause")
+}
+
+// TestBusy takes the authenticator's only pooled connection with a blocking command: a
+// login meanwhile is refused with ServerBusy, not ServerUnavailable.
+func TestBusy(t *testing.T) {
+	f := newFixture(t)
+	a := f.auth(t, func(c *Config) {
+		c.Redis.PoolSize = 1
+		c.Redis.CommandTimeout = 15 * time.Second
+	})
+	const wake = "rampart:test:wake"
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := a.rdb.Do(context.Background(), "BLPOP", wake, "10")
+		blocked <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(fmt.Sprint(f.do(t, "CLIENT", "LIST")), "cmd=blpop") {
+		if time.Now().After(deadline) {
+			t.Fatal("BLPOP did not block")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := login(a, "alice", []byte("alice-pw"))
+	if r.Outcome != authn.Deny || r.DenyReason() != packet.ServerBusy {
+		t.Fatalf("pool taken: %v %v (%s), want deny server busy", r.Outcome, r.DenyReason(), r.Detail)
+	}
+	f.do(t, "LPUSH", wake, "x")
+	if err := <-blocked; err != nil {
+		t.Fatalf("BLPOP: %v", err)
+	}
 	if r := login(a, "alice", []byte("alice-pw")); r.Outcome != authn.Allow {
-		t.Fatalf("after unpause: %v (%s)", r.Outcome, r.Detail)
+		t.Fatalf("pool free again: %v (%s)", r.Outcome, r.Detail)
+	}
+}
+
+// TestSentinel reads the user records from the master a Redis Sentinel names.
+func TestSentinel(t *testing.T) {
+	sentinel, master := testsvc.StartRedisSentinel(t)
+	ctx := context.Background()
+	writer, err := redis.New(redis.Config{Mode: redis.ModeSentinel, Addrs: []string{sentinel}, MasterName: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.Do(ctx, "HSET", "mqtt_user:alice", "password_hash", sha256Hex("NaCl", "alice-pw"), "salt", "NaCl"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{
+		Redis:                 redis.Config{Mode: redis.ModeSentinel, Addrs: []string{sentinel}, MasterName: master},
+		Cmd:                   emqxCmd,
+		PasswordHashAlgorithm: HashAlgorithm{Name: "sha256"},
+	}, newHasher(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if r := login(a, "alice", []byte("alice-pw")); r.Outcome != authn.Allow {
+		t.Fatalf("right password: %v (%s)", r.Outcome, r.Detail)
+	}
+	if r := login(a, "alice", []byte("nope")); r.Outcome != authn.Deny || r.DenyReason() != packet.BadUserNameOrPassword {
+		t.Fatalf("wrong password: %v (%s)", r.Outcome, r.Detail)
+	}
+}
+
+// TestCluster reads user records spread over the nodes of a Redis Cluster.
+func TestCluster(t *testing.T) {
+	seeds := testsvc.StartRedisCluster(t)
+	ctx := context.Background()
+	rc := redis.Config{Mode: redis.ModeCluster, Addrs: seeds}
+	writer, err := redis.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	users := []string{"alice", "bob", "carol", "dave", "erin"}
+	for _, u := range users {
+		if _, err := writer.Do(ctx, "HSET", "mqtt_user:"+u, "password_hash", sha256Hex("salt-"+u, u+"-pw"), "salt", "salt-"+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := New(Config{Redis: rc, Cmd: emqxCmd, PasswordHashAlgorithm: HashAlgorithm{Name: "sha256"}}, newHasher(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, u := range users {
+		if r := login(a, u, []byte(u+"-pw")); r.Outcome != authn.Allow {
+			t.Fatalf("%s: %v (%s)", u, r.Outcome, r.Detail)
+		}
+	}
+	if r := login(a, "mallory", []byte("x")); r.Outcome != authn.Ignore {
+		t.Fatalf("unknown user: %v (%s)", r.Outcome, r.Detail)
 	}
 }

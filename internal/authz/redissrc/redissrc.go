@@ -38,8 +38,9 @@ const (
 // Config configures the source (proposed YAML keys in parentheses). The Redis connection
 // keys sit beside these in the source's YAML map.
 type Config struct {
-	// Redis is the server to ask (server, username, password, database, pool_size,
-	// connect_timeout, command_timeout, ssl).
+	// Redis is the server to ask (redis_type, server, servers, sentinel, username,
+	// password, sentinel_username, sentinel_password, database, pool_size,
+	// connect_timeout, command_timeout, ssl, allow_plaintext).
 	Redis redis.Config
 	// Cmd is the command template (cmd), e.g. "HGETALL mqtt_acl:${username}". Only
 	// HGETALL is allowed; ${password} is refused.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/backend/redis"
@@ -149,9 +150,55 @@ func TestBackendFailure(t *testing.T) {
 	}
 	testsvc.RestartRedis(t, f.addr)
 	f.do(t, "HSET", "mqtt_acl:alice", "t/pub", "publish")
-	// The failure was not remembered: the same session reads again.
-	if got := sess.Authorize(context.Background(), pub, "t/pub"); got != authz.Allow {
-		t.Fatalf("after restart: %v, want allow", got)
+	// The failure was not remembered: the same session reads again, once the
+	// connector's back-off after the failure has run out.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := sess.Authorize(context.Background(), pub, "t/pub")
+		if got == authz.Allow {
+			break
+		}
+		if got != authz.Deny || time.Now().After(deadline) {
+			t.Fatalf("after restart: %v, want allow", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCluster reads the rules of clients whose hashes sit on different nodes of a Redis
+// Cluster.
+func TestCluster(t *testing.T) {
+	seeds := testsvc.StartRedisCluster(t)
+	rc := redis.Config{Mode: redis.ModeCluster, Addrs: seeds[:1]}
+	writer, err := redis.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	users := []string{"alice", "bob", "carol", "dave", "erin"}
+	for _, u := range users {
+		if _, err := writer.Do(context.Background(), "HSET", "mqtt_acl:"+u, "t/"+u+"/#", "publish", "cmd/"+u, "subscribe"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := New(Config{Redis: rc, Cmd: "HGETALL mqtt_acl:${username}"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, u := range users {
+		if got := ask(s, u, pub, "t/"+u+"/x"); got != authz.Allow {
+			t.Errorf("%s publish: %v, want allow", u, got)
+		}
+		if got := ask(s, u, sub, "cmd/"+u); got != authz.Allow {
+			t.Errorf("%s subscribe: %v, want allow", u, got)
+		}
+		if got := ask(s, u, pub, "t/other/x"); got != authz.NoMatch {
+			t.Errorf("%s publish elsewhere: %v, want nomatch", u, got)
+		}
+	}
+	if got := ask(s, "mallory", pub, "t/mallory/x"); got != authz.NoMatch {
+		t.Errorf("no hash: %v, want nomatch", got)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package postgres is Rampart's connector to PostgreSQL, shared by the postgresql
 // authenticator and authorization source: a bounded pool of connections (pgx), TLS from
 // tlsconf with the server verified, every query under a deadline, a short wait for a free
-// connection so an overloaded or slow server refuses new questions quickly, and
+// connection so an overloaded or slow server refuses new questions quickly (an error
+// wrapping health.ErrBusy), a health state that refuses questions at once while a server
+// that could not be reached is left alone for a back-off period (health.ErrBackoff), and
 // configured statements whose ${...} placeholders are sent as bound arguments.
 package postgres
 
@@ -18,6 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/health"
+	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -29,6 +33,7 @@ type Pool struct {
 	acquireTimeout time.Duration
 	poolSize       int
 	target         string
+	health         *health.State
 }
 
 // New validates cfg and builds the pool. It does not connect: connections are made when
@@ -47,12 +52,14 @@ func New(_ context.Context, cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("postgresql: %w", err)
 	}
 	cc := pc.ConnConfig
+	target := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database
 	return &Pool{
 		pool:           pool,
 		queryTimeout:   cfg.QueryTimeout,
 		acquireTimeout: cfg.AcquireTimeout,
 		poolSize:       cfg.PoolSize,
-		target:         net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database,
+		target:         target,
+		health:         health.New("postgresql "+target, 0, 0),
 	}, nil
 }
 
@@ -161,7 +168,10 @@ func (p *Pool) Close() { p.pool.Close() }
 // Ping checks that a connection can be had and the server answers, within the query
 // timeout.
 func (p *Pool) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, p.queryTimeout)
+	if err := p.allow(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, p.queryTimeout, errQueryTimeout)
 	defer cancel()
 	conn, err := p.acquire(ctx)
 	if err != nil {
@@ -171,37 +181,26 @@ func (p *Pool) Ping(ctx context.Context) error {
 	if err := conn.Ping(ctx); err != nil {
 		return p.describe(ctx, err)
 	}
+	p.health.Success()
 	return nil
-}
-
-// Rows is the answer to one query: its column names as the server sent them and at most
-// the asked number of rows, each value decoded by pgx (string, bool, int16/32/64,
-// []byte, nil for NULL, ...).
-type Rows struct {
-	Columns []string
-	Values  [][]any
-	// More is true when the server had more rows than were read.
-	More bool
-}
-
-// Column returns the index of the column named name (case-insensitively), or -1.
-func (r *Rows) Column(name string) int {
-	for i, c := range r.Columns {
-		if strings.EqualFold(c, name) {
-			return i
-		}
-	}
-	return -1
 }
 
 // Query runs q with its placeholders bound to vals and reads at most maxRows rows
 // (maxRows < 1 reads one). The whole call, waiting for a connection included, is bounded
 // by the query timeout and ctx; the wait for a connection by the acquire timeout.
-func (p *Pool) Query(ctx context.Context, q *Query, vals placeholder.Values, maxRows int) (*Rows, error) {
+//
+// While the back-off after a failure to reach the server runs, Query is refused at once
+// with an error wrapping health.ErrBackoff, without a connection attempt. When every
+// pooled connection stays in use for the whole acquire timeout, the error wraps
+// health.ErrBusy.
+func (p *Pool) Query(ctx context.Context, q *Query, vals placeholder.Values, maxRows int) (*sqlrows.Rows, error) {
 	if maxRows < 1 {
 		maxRows = 1
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.queryTimeout)
+	if err := p.allow(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, p.queryTimeout, errQueryTimeout)
 	defer cancel()
 	conn, err := p.acquire(ctx)
 	if err != nil {
@@ -213,7 +212,7 @@ func (p *Pool) Query(ctx context.Context, q *Query, vals placeholder.Values, max
 		return nil, p.describe(ctx, err)
 	}
 	defer rows.Close()
-	out := &Rows{}
+	out := &sqlrows.Rows{}
 	for _, fd := range rows.FieldDescriptions() {
 		out.Columns = append(out.Columns, fd.Name)
 	}
@@ -232,12 +231,16 @@ func (p *Pool) Query(ctx context.Context, q *Query, vals placeholder.Values, max
 	if err := rows.Err(); err != nil && !out.More {
 		return nil, p.describe(ctx, err)
 	}
+	p.health.Success()
 	return out, nil
 }
 
-// acquire takes a pooled connection, waiting at most the acquire timeout.
+// acquire takes a pooled connection, waiting at most the acquire timeout. When every
+// connection stayed in use for the whole wait, the error wraps health.ErrBusy; an error
+// goes to the health state (see describe).
 func (p *Pool) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	if err := ctx.Err(); err != nil {
+		p.health.Abandon()
 		return nil, fmt.Errorf("postgresql %s: no time left: %w", p.target, err)
 	}
 	actx, cancel := context.WithTimeout(ctx, p.acquireTimeout)
@@ -245,40 +248,29 @@ func (p *Pool) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	conn, err := p.pool.Acquire(actx)
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("postgresql %s: no connection within %v (all %d busy or the server is slow to accept): %w",
-				p.target, p.acquireTimeout, p.poolSize, err)
+			if st := p.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+				p.health.Abandon()
+				return nil, fmt.Errorf("postgresql %s: no connection within %v, all %d in use: %w: %w",
+					p.target, p.acquireTimeout, p.poolSize, health.ErrBusy, err)
+			}
+			// Not all in use: the wait was for a new connection (or a check of an idle
+			// one) that the server did not complete in time.
+			err = fmt.Errorf("postgresql %s: no connection within %v, the server is slow to accept: %w",
+				p.target, p.acquireTimeout, err)
+			p.health.Failure(err)
+			return nil, err
 		}
 		return nil, p.describe(ctx, err)
 	}
 	return conn, nil
 }
 
-// describe wraps a query error with the target and, for a deadline, the timeout.
+// describe records the outcome of a failed question in the health state and wraps its
+// error with the target and, for the query timeout, the timeout.
 func (p *Pool) describe(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	p.record(ctx, err)
+	if errors.Is(context.Cause(ctx), errQueryTimeout) {
 		return fmt.Errorf("postgresql %s: no answer within %v: %w", p.target, p.queryTimeout, err)
 	}
 	return fmt.Errorf("postgresql %s: %w", p.target, err)
-}
-
-// Text returns a column value as text: strings and []byte as they are, integers and
-// booleans in decimal and "true"/"false". ok is false for NULL and other types.
-func Text(v any) (s string, ok bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case []byte:
-		return string(x), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case int16:
-		return strconv.FormatInt(int64(x), 10), true
-	case int32:
-		return strconv.FormatInt(int64(x), 10), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case int:
-		return strconv.Itoa(x), true
-	}
-	return "", false
 }

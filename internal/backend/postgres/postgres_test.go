@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/backend/testsvc"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
@@ -124,7 +125,7 @@ func TestNewRefuses(t *testing.T) {
 func TestQuery(t *testing.T) {
 	dsn := testsvc.StartPostgres(t)
 	ctx := context.Background()
-	p, err := New(ctx, Config{DSN: dsn, PoolSize: 1, AcquireTimeout: 100 * time.Millisecond})
+	p, err := New(ctx, Config{DSN: dsn, PoolSize: 1, AcquireTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestQuery(t *testing.T) {
 	}
 	row := rows.Values[0]
 	for i, want := range []string{"x'; DROP TABLE t; --", "${username}", "1", "true"} {
-		if got, ok := Text(row[i]); !ok || got != want {
+		if got, ok := sqlrows.Text(row[i]); !ok || got != want {
 			t.Errorf("column %s = %q (%T), want %q", rows.Columns[i], got, row[i], want)
 		}
 	}

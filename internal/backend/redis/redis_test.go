@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/testsvc"
+	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
 func TestNewConfigErrors(t *testing.T) {
@@ -27,27 +28,65 @@ func TestNewConfigErrors(t *testing.T) {
 		{"inline password", Config{Addr: "127.0.0.1:6379", Password: "hunter2"}, "inline"},
 		{"empty file", Config{Addr: "127.0.0.1:6379", Password: "file:" + empty}, "empty"},
 		{"unset env", Config{Addr: "127.0.0.1:6379", Password: "env:RAMPART_TEST_UNSET_VAR"}, "not set"},
+		{"bad port", Config{Addr: "127.0.0.1:0"}, "server"},
+		{"unknown mode", Config{Mode: "ring", Addr: "127.0.0.1:6379"}, "redis_type"},
+		{"servers with single", Config{Addr: "127.0.0.1:6379", Addrs: []string{"127.0.0.1:6380"}}, "servers"},
+		{"master name with single", Config{Addr: "127.0.0.1:6379", MasterName: "m"}, "sentinel"},
+		{"sentinel without servers", Config{Mode: ModeSentinel, MasterName: "m"}, "servers"},
+		{"sentinel with server", Config{Mode: ModeSentinel, Addr: "127.0.0.1:26379", MasterName: "m"}, "server: not used"},
+		{"sentinel without master name", Config{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:26379"}}, "sentinel: "},
+		{"sentinel bad address", Config{Mode: ModeSentinel, Addrs: []string{"127.0.0.1"}, MasterName: "m"}, "servers"},
+		{"inline sentinel password", Config{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:26379"}, MasterName: "m", SentinelPassword: "hunter2"}, "sentinel_password"},
+		{"cluster database", Config{Mode: ModeCluster, Addrs: []string{"127.0.0.1:7000"}, DB: 2}, "database"},
+		{"cluster master name", Config{Mode: ModeCluster, Addrs: []string{"127.0.0.1:7000"}, MasterName: "m"}, "sentinel"},
+		{"cluster sentinel password", Config{Mode: ModeCluster, Addrs: []string{"127.0.0.1:7000"}, SentinelPassword: "env:X"}, "sentinel_password"},
+		{"negative pool", Config{Addr: "127.0.0.1:6379", PoolSize: -1}, "pool_size"},
+		{"negative timeout", Config{Addr: "127.0.0.1:6379", CommandTimeout: -1}, "command_timeout"},
+		{"plain text to a remote server", Config{Addr: "10.0.0.1:6379"}, "allow_plaintext"},
+		{"plain text to a remote sentinel", Config{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:26379", "redis.example:26379"}, MasterName: "m"}, "allow_plaintext"},
+		{"plain text to a remote cluster node", Config{Mode: ModeCluster, Addrs: []string{"[2001:db8::1]:7000"}}, "allow_plaintext"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg)
+			c, err := New(tt.cfg)
+			if err == nil {
+				_ = c.Close()
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the password: %v", err)
 			}
 		})
 	}
 }
 
 func TestInsecure(t *testing.T) {
-	for addr, want := range map[string]bool{"127.0.0.1:6379": false, "localhost:6379": false, "[::1]:6379": false, "10.0.0.1:6379": true} {
-		c, err := New(Config{Addr: addr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Insecure() != want {
-			t.Errorf("%s: Insecure() = %v, want %v", addr, c.Insecure(), want)
-		}
-		_ = c.Close()
+	tests := []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"ipv4 loopback", Config{Addr: "127.0.0.1:6379"}, false},
+		{"localhost", Config{Addr: "localhost:6379"}, false},
+		{"ipv6 loopback", Config{Addr: "[::1]:6379"}, false},
+		{"remote, plain text allowed", Config{Addr: "10.0.0.1:6379", AllowPlainText: true}, true},
+		{"remote with TLS", Config{Addr: "10.0.0.1:6379", TLS: &tlsconf.ClientOptions{}}, false},
+		{"sentinels on loopback", Config{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:26379", "localhost:26380"}, MasterName: "m"}, false},
+		{"remote cluster node, plain text allowed", Config{Mode: ModeCluster, Addrs: []string{"127.0.0.1:7000", "10.0.0.2:7000"}, AllowPlainText: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.Insecure() != tt.want {
+				t.Errorf("Insecure() = %v, want %v", c.Insecure(), tt.want)
+			}
+		})
 	}
 }
 

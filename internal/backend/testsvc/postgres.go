@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -35,6 +36,54 @@ const pgDatabase = "rampart_test"
 // when REQUIRE_TEST_SERVICES is set.
 func StartPostgres(t testing.TB) (dsn string) {
 	t.Helper()
+	return NewPostgres(t, PostgresOptions{}).DSN
+}
+
+// StartPostgresTLS starts a server like StartPostgres that accepts TCP connections only
+// with TLS (pg_hba hostssl; a plain connection is refused with "no pg_hba.conf entry"),
+// presenting pki's server certificate. The DSN names no sslmode: the client's TLS
+// settings decide.
+func StartPostgresTLS(t testing.TB, pki *PKI) (dsn string) {
+	t.Helper()
+	return NewPostgres(t, PostgresOptions{PKI: pki}).DSN
+}
+
+// PostgresOptions says how NewPostgres configures its server. The zero value is a plain
+// TCP server, as StartPostgres starts.
+type PostgresOptions struct {
+	// PKI, when set, turns TLS on (ssl=on) with PKI's server certificate and CA, and
+	// accepts TCP connections only over TLS (hostssl).
+	PKI *PKI
+	// RequireClientCert makes the TLS server refuse a client that presents no certificate
+	// signed by PKI's CA (hostssl ... clientcert=verify-ca).
+	RequireClientCert bool
+}
+
+// PostgresServer is a running test server. Stop and Start take it down and bring it back
+// on the same port with the same data, so a test can check what a client does while the
+// server is down and after it is back.
+type PostgresServer struct {
+	// DSN is the database the server was created with (see StartPostgres).
+	DSN string
+
+	t       testing.TB
+	bin     string
+	dir     string
+	data    string
+	logFile string
+	opts    string
+	cred    *syscall.Credential
+
+	mu      sync.Mutex
+	running bool
+}
+
+// NewPostgres starts a server configured by o; see StartPostgres.
+func NewPostgres(t testing.TB, o PostgresOptions) *PostgresServer {
+	t.Helper()
+	if o.RequireClientCert && o.PKI == nil {
+		t.Fatalf("postgresql: RequireClientCert needs a PKI")
+	}
 	bin, err := pgBinDir()
 	if err != nil {
 		pgUnavailable(t, "postgresql: %v", err)
@@ -51,41 +100,111 @@ func StartPostgres(t testing.TB) (dsn string) {
 		t.Fatalf("postgresql: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if owner != nil {
-		if err := os.Chown(dir, owner[0], owner[1]); err != nil {
-			t.Fatalf("postgresql: chown %s: %v", dir, err)
-		}
-	}
-	data := filepath.Join(dir, "data")
-	logFile := filepath.Join(dir, "server.log")
-
-	run := func(name string, args ...string) {
+	chown := func(path string) {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Env = append(os.Environ(), "LC_ALL=C")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			log, _ := os.ReadFile(logFile)
-			t.Fatalf("postgresql: %s: %v\n%s\n%s", name, err, out, log)
+		if owner == nil {
+			return
+		}
+		if err := os.Chown(path, owner[0], owner[1]); err != nil {
+			t.Fatalf("postgresql: chown %s: %v", path, err)
 		}
 	}
+	chown(dir)
+	s := &PostgresServer{t: t, bin: bin, dir: dir, data: filepath.Join(dir, "data"),
+		logFile: filepath.Join(dir, "server.log"), cred: cred}
 
-	run("initdb", "-D", data, "-U", pgUser, "--auth=trust", "--no-sync", "--no-instructions",
+	s.run("initdb", "-D", s.data, "-U", pgUser, "--auth=trust", "--no-sync", "--no-instructions",
 		"-E", "UTF8", "--locale=C")
 	port := pgFreePort(t)
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
+	s.opts = fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
 		port, dir)
-	run("pg_ctl", "-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60", "start")
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("postgresql: pg_ctl stop: %v\n%s", err, out)
+	if o.PKI != nil {
+		// The server reads its key only when it belongs to the server's user with mode
+		// 0600, so the PKI's files are copied into the server's directory.
+		copyFile := func(src, name string, mode os.FileMode) string {
+			t.Helper()
+			data, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatalf("postgresql: %v", err)
+			}
+			dst := filepath.Join(dir, name)
+			if err := os.WriteFile(dst, data, mode); err != nil {
+				t.Fatalf("postgresql: %v", err)
+			}
+			if err := os.Chmod(dst, mode); err != nil {
+				t.Fatalf("postgresql: %v", err)
+			}
+			chown(dst)
+			return dst
 		}
-	})
-	run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", pgUser, pgDatabase)
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", pgUser, port, pgDatabase)
+		cert := copyFile(o.PKI.ServerCert, "server.crt", 0o644)
+		key := copyFile(o.PKI.ServerKey, "server.key", 0o600)
+		ca := copyFile(o.PKI.CAFile, "ca.crt", 0o644)
+		s.opts += fmt.Sprintf(" -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s -c ssl_ca_file=%s", cert, key, ca)
+		hba := "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+		if o.RequireClientCert {
+			hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n"
+		}
+		// Writing over initdb's file keeps its owner.
+		if err := os.WriteFile(filepath.Join(s.data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+			t.Fatalf("postgresql: pg_hba.conf: %v", err)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Stop)
+	// Over the Unix socket: the TCP port may demand TLS and a client certificate.
+	s.run("createdb", "-h", dir, "-p", strconv.Itoa(port), "-U", pgUser, pgDatabase)
+	if o.PKI != nil {
+		s.DSN = fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", pgUser, port, pgDatabase)
+	} else {
+		s.DSN = fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", pgUser, port, pgDatabase)
+	}
+	return s
+}
+
+// Stop shuts the server down at once (immediate mode) and waits until it is gone. It is
+// harmless on a stopped server.
+func (s *PostgresServer) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "pg_ctl"), "-D", s.data, "-m", "immediate", "-w", "stop")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Logf("postgresql: pg_ctl stop: %v\n%s", err, out)
+		return
+	}
+	s.running = false
+}
+
+// Start starts the server (again, after Stop) on its port and waits until it accepts
+// connections. It is harmless on a running server. Like Stop, call it from the test's
+// goroutine: it fails the test when the server does not start.
+func (s *PostgresServer) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		return
+	}
+	s.run("pg_ctl", "-D", s.data, "-l", s.logFile, "-o", s.opts, "-w", "-t", "60", "start")
+	s.running = true
+}
+
+// run runs one of the server's programs as the server's user, failing the test (with
+// the server log) when it fails.
+func (s *PostgresServer) run(name string, args ...string) {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(s.logFile)
+		s.t.Fatalf("postgresql: %s: %v\n%s\n%s", name, err, out, log)
+	}
 }
 
 // pgBinDir finds the directory holding initdb, pg_ctl and createdb: the newest Debian

@@ -1,9 +1,10 @@
-// Package pgsrc is the postgresql authorization source: a configured query returns a
-// client's rules as rows (permission, action, topic, and optionally qos and retain), which
+// Package sqlsrc is the SQL authorization source (type postgresql or mysql): a
+// configured query returns a client's rules as rows (permission, action, topic, and optionally qos and retain), which
 // are compiled into an authz.RuleSet and then decide every publish and subscribe of that
 // client. The query's ${...} placeholders are sent as bound parameters, never as SQL text;
 // rule topics may hold placeholders such as ${clientid}, expanded as authz.Compile
-// describes.
+// describes. The package knows no database: a connector (internal/backend/postgres,
+// internal/backend/mysql) compiles the query and runs it, as a Querier.
 //
 // The rules are read once per session: at the client's first authorization question after
 // ForClient (which the chain calls at CONNECT and again after any source announces a rule
@@ -13,7 +14,7 @@
 // Deny for that question (no match with on_error: ignore), and the query is tried again at
 // the next question: a half-read or partly understood rule list is never used, so a
 // broken deny row cannot turn into an allow.
-package pgsrc
+package sqlsrc
 
 import (
 	"context"
@@ -24,28 +25,21 @@ import (
 	"strings"
 
 	"github.com/rampart-mqtt/rampart/internal/authz"
-	"github.com/rampart-mqtt/rampart/internal/backend/postgres"
+	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 )
 
-// Name is the source's name in configuration, logs and metrics.
-const Name = "postgresql"
-
 // Config configures the source. Key names in comments are the proposed YAML keys of an
-// authorization source of type postgresql (EMQX's where EMQX has one).
+// authorization source of type postgresql or mysql (EMQX's where EMQX has one). The
+// connector's keys (server, database, username, password, pool_size, connect_timeout,
+// query_timeout, acquire_timeout, ssl, allow_plaintext) and the query (query) sit at the
+// source's top level; the connector compiles the query (see QueryOptions) and hands it over
+// as a Querier.
 type Config struct {
-	// Backend is the server and pool; its keys (server, database, username, password,
-	// pool_size, connect_timeout, query_timeout, acquire_timeout, ssl, allow_plaintext, or
-	// dsn) sit at the source's top level.
-	Backend postgres.Config
-	// Query returns the client's rules, e.g. SELECT permission, action, topic, qos, retain
-	// FROM mqtt_acl WHERE username = ${username}. Columns are found by name: permission
-	// (allow|deny), action (publish|subscribe|all) and topic are required; qos (a number
-	// or a list such as "0,1"; NULL: any) and retain (boolean, 0/1 or true/false; NULL:
-	// either) are optional. Rows are tried in the order returned: add an ORDER BY. ${password}
-	// is refused. (query)
-	Query string
+	// Backend is the source's name in configuration, logs and metrics: PostgreSQL or
+	// MySQL. (type)
+	Backend string
 	// MaxRules bounds the rows read for one client; more is an error. Default 1000, at
 	// most 100000. (max_rules)
 	MaxRules int
@@ -54,18 +48,50 @@ type Config struct {
 	OnError string
 }
 
+// Statement is a configured query as a connector compiled it (postgres.Query,
+// mysql.Query), every ${...} placeholder a bound parameter. It returns the client's rules,
+// e.g. SELECT permission, action, topic, qos, retain FROM mqtt_acl WHERE username =
+// ${username}. Columns are found by name: permission (allow|deny), action
+// (publish|subscribe|all) and topic are required; qos (a number or a list such as "0,1";
+// NULL: any) and retain (boolean, 0/1 or true/false; NULL: either) are optional. Rows are
+// tried in the order returned: add an ORDER BY.
+type Statement interface {
+	// String returns the query as configured.
+	String() string
+}
+
+// Querier is a compiled query bound to a connection pool (postgres.Statement,
+// mysql.Statement).
+type Querier interface {
+	Statement
+	// Query runs the query with its placeholders bound to vals and reads at most maxRows
+	// rows, setting More when there were more.
+	Query(ctx context.Context, vals placeholder.Values, maxRows int) (*sqlrows.Rows, error)
+	// Target names the server and database for logs, without credentials.
+	Target() string
+	// Close releases the pool.
+	Close()
+}
+
+// QueryOptions are the placeholder rules a connector compiles the query with: ${password}
+// is refused (rules must not depend on the password, nor carry it to the server again).
+func QueryOptions() placeholder.Options { return placeholder.Options{NoPassword: true} }
+
 // Values and limits.
 const (
+	PostgreSQL = "postgresql"
+	MySQL      = "mysql"
+
 	OnErrorDeny     = "deny"
 	OnErrorIgnore   = "ignore"
 	DefaultMaxRules = 1000
 	MaxMaxRules     = 100000
 )
 
-// Source reads rules from PostgreSQL. It is safe for concurrent use.
+// Source reads rules from a SQL table. It is safe for concurrent use.
 type Source struct {
-	query    *postgres.Query
-	pool     *postgres.Pool
+	backend  string
+	q        Querier
 	maxRules int
 	ignore   bool
 	log      *slog.Logger
@@ -73,52 +99,52 @@ type Source struct {
 
 var _ authz.Source = (*Source)(nil)
 
-// Validate checks the configuration without connecting; errors name the key.
-func (c Config) Validate() error {
-	_, _, err := c.check()
+// Validate checks the configuration and the compiled query without connecting; errors
+// name the key. q nil means no query was configured.
+func (c Config) Validate(q Statement) error {
+	_, err := c.check(q)
 	return err
 }
 
-func (c Config) check() (*postgres.Query, int, error) {
+func (c Config) check(q Statement) (int, error) {
+	if c.Backend != PostgreSQL && c.Backend != MySQL {
+		return 0, fmt.Errorf("type: %q: want %s or %s", c.Backend, PostgreSQL, MySQL)
+	}
 	switch c.OnError {
 	case "", OnErrorDeny, OnErrorIgnore:
 	default:
-		return nil, 0, fmt.Errorf("on_error: %q: want deny or ignore", c.OnError)
+		return 0, fmt.Errorf("on_error: %q: want deny or ignore", c.OnError)
 	}
 	maxRules := c.MaxRules
 	switch {
 	case maxRules == 0:
 		maxRules = DefaultMaxRules
 	case maxRules < 0 || maxRules > MaxMaxRules:
-		return nil, 0, fmt.Errorf("max_rules: %d: want 1 to %d", c.MaxRules, MaxMaxRules)
+		return 0, fmt.Errorf("max_rules: %d: want 1 to %d", c.MaxRules, MaxMaxRules)
 	}
-	if c.Query == "" {
-		return nil, 0, errors.New("query: required, e.g. SELECT permission, action, topic, qos, retain FROM mqtt_acl WHERE username = ${username}")
+	if q == nil || strings.TrimSpace(q.String()) == "" {
+		return 0, errors.New("query: required, e.g. SELECT permission, action, topic, qos, retain FROM mqtt_acl WHERE username = ${username}")
 	}
-	q, err := postgres.CompileQuery(c.Query, placeholder.Options{NoPassword: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	return q, maxRules, nil
+	return maxRules, nil
 }
 
-// New validates cfg and builds the source with its own connection pool (which connects
-// on first use). Close releases the pool.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Source, error) {
+// New validates cfg and builds the source on q, which it takes over: Close closes it, and
+// so does New when it fails.
+func New(cfg Config, q Querier, log *slog.Logger) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	q, maxRules, err := cfg.check()
-	if err != nil {
-		return nil, fmt.Errorf("postgresql authz: %w", err)
+	if q == nil {
+		return nil, fmt.Errorf("%s authz: query: required", cfg.Backend)
 	}
-	pool, err := postgres.New(ctx, cfg.Backend)
+	maxRules, err := cfg.check(q)
 	if err != nil {
-		return nil, fmt.Errorf("postgresql authz: %w", err)
+		q.Close()
+		return nil, fmt.Errorf("%s authz: %w", cfg.Backend, err)
 	}
-	s := &Source{query: q, pool: pool, maxRules: maxRules, ignore: cfg.OnError == OnErrorIgnore, log: log}
-	log.Info("postgresql authorization source ready", "server", pool.Target(), "query", q.String(),
-		"max_rules", maxRules, "query_timeout", pool.QueryTimeout(), "on_error", s.onError())
+	s := &Source{backend: cfg.Backend, q: q, maxRules: maxRules, ignore: cfg.OnError == OnErrorIgnore, log: log}
+	log.Info(s.backend+" authorization source ready", "server", q.Target(), "query", q.String(),
+		"max_rules", maxRules, "on_error", s.onError())
 	return s, nil
 }
 
@@ -129,11 +155,11 @@ func (s *Source) onError() string {
 	return OnErrorDeny
 }
 
-// Name implements authz.Source.
-func (s *Source) Name() string { return Name }
+// Name implements authz.Source: postgresql or mysql.
+func (s *Source) Name() string { return s.backend }
 
 // Close closes the connections to the server.
-func (s *Source) Close() { s.pool.Close() }
+func (s *Source) Close() { s.q.Close() }
 
 // ForClient implements authz.Source. It does not block: the rules are read at the first
 // Authorize, under that call's context. The answer keeps a copy of info (its Attrs map is
@@ -179,7 +205,7 @@ func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) au
 
 // read runs the query for one client and compiles its rows.
 func (s *Source) read(ctx context.Context, info *clientinfo.Info) (*authz.ClientRules, error) {
-	rows, err := s.pool.Query(ctx, s.query, placeholder.Values{Info: info}, s.maxRules)
+	rows, err := s.q.Query(ctx, placeholder.Values{Info: info}, s.maxRules)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +224,7 @@ func (s *Source) read(ctx context.Context, info *clientinfo.Info) (*authz.Client
 }
 
 // toRules turns the rows into rules; the first row that does not parse fails them all.
-func toRules(rows *postgres.Rows) ([]authz.Rule, error) {
+func toRules(rows *sqlrows.Rows) ([]authz.Rule, error) {
 	perm, act, top := rows.Column("permission"), rows.Column("action"), rows.Column("topic")
 	qos, ret := rows.Column("qos"), rows.Column("retain")
 	if perm < 0 || act < 0 || top < 0 {
@@ -217,7 +243,7 @@ func toRules(rows *postgres.Rows) ([]authz.Rule, error) {
 
 func toRule(row []any, perm, act, top, qos, ret int) (authz.Rule, error) {
 	var r authz.Rule
-	p, _ := postgres.Text(row[perm])
+	p, _ := sqlrows.Text(row[perm])
 	switch strings.ToLower(strings.TrimSpace(p)) {
 	case "allow":
 		r.Permission = authz.PermAllow
@@ -226,7 +252,7 @@ func toRule(row []any, perm, act, top, qos, ret int) (authz.Rule, error) {
 	default:
 		return r, fmt.Errorf("permission %q: want allow or deny", p)
 	}
-	a, _ := postgres.Text(row[act])
+	a, _ := sqlrows.Text(row[act])
 	switch strings.ToLower(strings.TrimSpace(a)) {
 	case "publish":
 		r.Action = authz.ActPublish
@@ -237,7 +263,7 @@ func toRule(row []any, perm, act, top, qos, ret int) (authz.Rule, error) {
 	default:
 		return r, fmt.Errorf("action %q: want publish, subscribe or all", a)
 	}
-	t, ok := postgres.Text(row[top])
+	t, ok := sqlrows.Text(row[top])
 	if !ok || t == "" {
 		return r, errors.New("topic: NULL or empty")
 	}
@@ -261,7 +287,7 @@ func toRule(row []any, perm, act, top, qos, ret int) (authz.Rule, error) {
 
 // qosList reads a qos value: a number 0..2, or a comma-separated list of them.
 func qosList(v any) ([]byte, error) {
-	s, ok := postgres.Text(v)
+	s, ok := sqlrows.Text(v)
 	if !ok {
 		return nil, fmt.Errorf("qos: %T: want a number or a list such as \"0,1\"", v)
 	}
@@ -278,21 +304,15 @@ func qosList(v any) ([]byte, error) {
 
 // boolean reads a retain value.
 func boolean(v any) (bool, error) {
-	s, ok := postgres.Text(v)
-	if ok {
-		switch strings.ToLower(strings.TrimSpace(s)) {
-		case "true", "t", "1":
-			return true, nil
-		case "false", "f", "0":
-			return false, nil
-		}
+	if b, ok := sqlrows.Bool(v); ok {
+		return b, nil
 	}
 	return false, fmt.Errorf("retain %v: want true or false", v)
 }
 
 // fail is the decision after an error: Deny, or NoMatch with on_error ignore.
 func (s *Source) fail(info *clientinfo.Info, format string, args ...any) authz.Decision {
-	s.log.Warn("postgresql authorization failed", "client", info.ClientID,
+	s.log.Warn(s.backend+" authorization failed", "client", info.ClientID,
 		"err", fmt.Sprintf(format, args...), "on_error", s.onError())
 	if s.ignore {
 		return authz.NoMatch

@@ -1,33 +1,57 @@
-package pgauth
+package sqlauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/rampart-mqtt/rampart/internal/authn/password"
-	"github.com/rampart-mqtt/rampart/internal/backend/postgres"
+	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 )
 
-// Config configures the postgresql password authenticator. Key names in comments are the
+// Config configures the SQL password authenticator. Key names in comments are the
 // proposed YAML keys of an authentication entry with mechanism password_based and backend
-// postgresql (EMQX's where EMQX has one).
+// postgresql or mysql (EMQX's where EMQX has one). The connector's keys (server, database,
+// username, password, pool_size, connect_timeout, query_timeout, acquire_timeout, ssl,
+// allow_plaintext) and the query (query) sit at the same level; the connector compiles the
+// query (see QueryOptions) and hands it over as a Querier.
 type Config struct {
-	// Backend is the server and pool; its keys (server, database, username, password,
-	// pool_size, connect_timeout, query_timeout, acquire_timeout, ssl, allow_plaintext, or
-	// dsn) sit at the entry's top level.
-	Backend postgres.Config
-	// Query selects the user. Each ${...} placeholder becomes a bound parameter ($1,
-	// $2, ...), never SQL text. The columns are found by name: password_hash (required),
-	// salt and is_superuser (optional). Only the first row is used. (query)
-	Query string
+	// Backend names the connector in logs, details and metrics: PostgreSQL or MySQL.
+	// (backend)
+	Backend string
 	// PasswordHashAlgorithm says how password_hash (and salt) are stored.
 	// (password_hash_algorithm)
 	PasswordHashAlgorithm HashAlgorithm
 	// OnError is what a failed query means: "deny" (default: the client is refused with
-	// Server unavailable) or "ignore" (the next authenticator decides). (on_error)
+	// Server unavailable, or Server busy when every pooled connection stayed busy) or
+	// "ignore" (the next authenticator decides). (on_error)
 	OnError string
+}
+
+// Statement is a configured query as a connector compiled it (postgres.Query,
+// mysql.Query): every ${...} placeholder is a bound parameter, never SQL text. The
+// columns of its answer are found by name: password_hash (required), salt and
+// is_superuser (optional). Only the first row is used.
+type Statement interface {
+	// String returns the query as configured.
+	String() string
+	// HasVars reports whether the query uses any placeholder.
+	HasVars() bool
+}
+
+// Querier is a compiled query bound to a connection pool (postgres.Statement,
+// mysql.Statement).
+type Querier interface {
+	Statement
+	// Query runs the query with its placeholders bound to vals and reads at most maxRows
+	// rows. An error wrapping health.ErrBusy says the pool stayed saturated.
+	Query(ctx context.Context, vals placeholder.Values, maxRows int) (*sqlrows.Rows, error)
+	// Target names the server and database for logs, without credentials.
+	Target() string
+	// Close releases the pool.
+	Close()
 }
 
 // HashAlgorithm is EMQX's password_hash_algorithm for a database backend.
@@ -48,6 +72,9 @@ type HashAlgorithm struct {
 
 // Values.
 const (
+	PostgreSQL = "postgresql"
+	MySQL      = "mysql"
+
 	OnErrorDeny   = "deny"
 	OnErrorIgnore = "ignore"
 
@@ -59,23 +86,32 @@ const (
 	colSuperuser = "is_superuser"
 )
 
+// QueryOptions are the placeholder rules a connector compiles the query with: every
+// variable is known, ${password} included (a query may compare it, e.g. with a function
+// of the server, although a stored hash verified here is the better design).
+func QueryOptions() placeholder.Options { return placeholder.Options{} }
+
 // settings is a validated configuration.
 type settings struct {
-	query   *postgres.Query
+	backend string
 	params  *password.Params // nil: password_hash is in the encoded form
 	noSalt  bool             // salt_position disable: the salt column is not used
 	ignore  bool
 	onError string
 }
 
-// Validate checks the configuration without connecting; errors name the key.
-func (c Config) Validate() error {
-	_, err := c.settings()
+// Validate checks the configuration and the compiled query without connecting; errors
+// name the key. q nil means no query was configured.
+func (c Config) Validate(q Statement) error {
+	_, err := c.settings(q)
 	return err
 }
 
-func (c Config) settings() (*settings, error) {
-	s := &settings{onError: OnErrorDeny}
+func (c Config) settings(q Statement) (*settings, error) {
+	s := &settings{backend: c.Backend, onError: OnErrorDeny}
+	if c.Backend != PostgreSQL && c.Backend != MySQL {
+		return nil, fmt.Errorf("backend: %q: want %s or %s", c.Backend, PostgreSQL, MySQL)
+	}
 	switch c.OnError {
 	case "", OnErrorDeny:
 	case OnErrorIgnore:
@@ -83,17 +119,12 @@ func (c Config) settings() (*settings, error) {
 	default:
 		return nil, fmt.Errorf("on_error: %q: want deny or ignore", c.OnError)
 	}
-	if c.Query == "" {
+	if q == nil || strings.TrimSpace(q.String()) == "" {
 		return nil, errors.New("query: required, e.g. SELECT password_hash, salt, is_superuser FROM mqtt_user WHERE username = ${username} LIMIT 1")
-	}
-	q, err := postgres.CompileQuery(c.Query, placeholder.Options{})
-	if err != nil {
-		return nil, err
 	}
 	if !q.HasVars() {
 		return nil, errors.New("query: no placeholder: every client would get the same row; select by ${username} or ${clientid}")
 	}
-	s.query = q
 	p, err := c.PasswordHashAlgorithm.params()
 	if err != nil {
 		return nil, fmt.Errorf("password_hash_algorithm: %w", err)

@@ -1,0 +1,118 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+
+	"github.com/rampart-mqtt/rampart/internal/backend/testsvc"
+)
+
+func TestSentinel(t *testing.T) {
+	sentinel, master := testsvc.StartRedisSentinel(t)
+	ctx := context.Background()
+
+	// The master's address as the sentinel reports it, for a direct client.
+	s, err := New(Config{Addr: sentinel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := s.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", master)
+	a, _ := v.([]any)
+	if err != nil || len(a) != 2 {
+		t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME = %v, %v", v, err)
+	}
+	direct, err := New(Config{Addr: net.JoinHostPort(fmt.Sprint(a[0]), fmt.Sprint(a[1]))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if _, err := direct.Do(ctx, "HSET", "mqtt_user:alice", "password_hash", "h", "salt", "s"); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := New(Config{Mode: ModeSentinel, Addrs: []string{sentinel}, MasterName: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Addr() != "sentinel:"+master+"@"+sentinel {
+		t.Errorf("Addr() = %q", c.Addr())
+	}
+	v, err = c.Do(ctx, "HMGET", "mqtt_user:alice", "password_hash", "salt")
+	if err != nil || !slices.Equal(v.([]any), []any{"h", "s"}) {
+		t.Fatalf("HMGET through the sentinel = %v, %v", v, err)
+	}
+	// Writes go to the master too.
+	if _, err := c.Do(ctx, "SET", "written", "through sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := direct.Do(ctx, "GET", "written"); err != nil || v != "through sentinel" {
+		t.Fatalf("GET on the master = %v, %v", v, err)
+	}
+
+	unknown, err := New(Config{Mode: ModeSentinel, Addrs: []string{sentinel}, MasterName: "no-such-master"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unknown.Close()
+	if err := unknown.Ping(ctx); err == nil {
+		t.Fatal("ping of a master the sentinel does not know: want an error")
+	}
+}
+
+func TestCluster(t *testing.T) {
+	seeds := testsvc.StartRedisCluster(t)
+	ctx := context.Background()
+	// One seed is enough: the client learns the other nodes from it.
+	c, err := New(Config{Mode: ModeCluster, Addrs: seeds[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	for _, u := range users {
+		if _, err := c.Do(ctx, "HSET", "mqtt_acl:"+u, "t/"+u, "publish"); err != nil {
+			t.Fatalf("HSET for %s: %v", u, err)
+		}
+	}
+	// The keys are spread over the nodes: each lives on exactly one, and not all on one.
+	holders := map[string]bool{}
+	for _, u := range users {
+		n := 0
+		for _, seed := range seeds {
+			node, err := New(Config{Addr: seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A node that does not hold the key's slot answers MOVED.
+			v, err := node.Do(ctx, "EXISTS", "mqtt_acl:"+u)
+			node.Close()
+			if err == nil && v == int64(1) {
+				n++
+				holders[seed] = true
+			}
+		}
+		if n != 1 {
+			t.Fatalf("mqtt_acl:%s is on %d nodes, want 1", u, n)
+		}
+	}
+	if len(holders) < 2 {
+		t.Fatalf("all keys on %v; want them spread over the nodes", holders)
+	}
+	for _, u := range users {
+		v, err := c.Do(ctx, "HGETALL", "mqtt_acl:"+u)
+		if err != nil || !slices.Equal(v.([]any), []any{"t/" + u, "publish"}) {
+			t.Fatalf("HGETALL mqtt_acl:%s = %v, %v", u, v, err)
+		}
+	}
+	if v, err := c.Do(ctx, "HGETALL", "mqtt_acl:nobody"); err != nil || len(v.([]any)) != 0 {
+		t.Fatalf("HGETALL of a missing key = %v, %v", v, err)
+	}
+}
