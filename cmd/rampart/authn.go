@@ -57,16 +57,17 @@ func checkAuthn(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// buildAuthn builds every configured authentication chain. Errors name the entry
-// ("authentication[2]: ...") and stop the start.
-func buildAuthn(ctx context.Context, cfg *config.Config, db *controldb.DB, log *slog.Logger) (_ *authnSetup, err error) {
+// buildAuthn builds every configured authentication chain; the entries that talk to a
+// Redis, SQL or LDAP server take their connector from conns, which closes it. Errors name
+// the entry ("authentication[2]: ...") and stop the start.
+func buildAuthn(ctx context.Context, cfg *config.Config, db *controldb.DB, conns *connectors, log *slog.Logger) (_ *authnSetup, err error) {
 	a := &authnSetup{stats: authn.NewRegistry()}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	b := &chainBuilder{ctx: ctx, cfg: cfg, db: db, log: log, setup: a}
+	b := &chainBuilder{ctx: ctx, cfg: cfg, db: db, conns: conns, log: log, setup: a}
 	global, err := b.chain("authentication", cfg.Authentication)
 	if err != nil {
 		return nil, err
@@ -134,6 +135,7 @@ func (g limiterGate) Success(ip netip.Addr, username string) { g.l.Success(ip, u
 type chainBuilder struct {
 	check  bool // only check the settings: open no database, start no goroutine
 	db     *controldb.DB
+	conns  *connectors      // the Redis, SQL and LDAP connectors, shared with authorization; nil with check
 	hasher *password.Hasher // shared by the backends that verify password hashes
 	ctx    context.Context
 	cfg    *config.Config
@@ -250,21 +252,24 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 	case config.MechPasswordBased + ":" + config.BackendBuiltIn, config.MechSCRAM + ":" + config.BackendBuiltIn:
 		return b.builtin(e)
 	case config.MechPasswordBased + ":" + config.BackendRedis:
-		rc, err := redisConfig(e.ServerConn, e.SSL, e.RequestTimeout)
-		if err != nil {
-			return nil, nil, err
-		}
 		h := e.PasswordHashAlgorithm
-		c := redisauth.Config{Redis: rc, Cmd: e.Cmd, OnError: e.OnError, PasswordHashAlgorithm: redisauth.HashAlgorithm{
+		c := redisauth.Config{Cmd: e.Cmd, OnError: e.OnError, PasswordHashAlgorithm: redisauth.HashAlgorithm{
 			Name: h.Name, MacFun: h.MacFun, SaltPosition: h.SaltPosition, Iterations: h.Iterations}}
 		if b.check {
-			return nil, nil, nil // the command template is checked when the broker starts
+			// The connection keys are mapped (the database number checked); the command
+			// template is checked when the broker starts.
+			_, err := redisConfig(e.ServerConn, e.SSL, e.RequestTimeout)
+			return nil, nil, err
 		}
 		hasher, err := b.sharedHasher()
 		if err != nil {
 			return nil, nil, err
 		}
-		a, err := redisauth.New(c, hasher, b.log)
+		rdb, err := b.conns.redisClient(e.ServerConn, e.SSL, e.RequestTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := redisauth.NewWith(c, rdb, hasher, b.log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -288,7 +293,7 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 		if err != nil {
 			return nil, nil, err
 		}
-		q, err := openSQL(b.ctx, e.Backend, e.ServerConn, e.SSL, e.RequestTimeout, e.Query, sqlauth.QueryOptions())
+		q, err := b.conns.sqlStatement(b.ctx, e.Backend, e.ServerConn, e.SSL, e.RequestTimeout, e.Query, sqlauth.QueryOptions())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -311,7 +316,11 @@ func (b *chainBuilder) entry(e config.Authenticator) (authn.Authenticator, authn
 		if err != nil {
 			return nil, nil, err
 		}
-		a, err := ldapauth.New(c, hasher, b.log)
+		pool, err := b.conns.ldapPool(e.ServerConn, e.SSL, e.RequestTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := ldapauth.NewWith(c, pool, hasher, b.log)
 		if err != nil {
 			return nil, nil, err
 		}

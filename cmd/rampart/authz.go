@@ -60,8 +60,10 @@ func (f fixedAnswer) Authorize(context.Context, authz.Action, string) bool { ret
 // fileWatchInterval is how often an ACL file is checked for changes.
 const fileWatchInterval = 5 * time.Second
 
-// buildAuthz builds the authorization sources and chain; db is the control database.
-func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *slog.Logger) (_ *authzSetup, err error) {
+// buildAuthz builds the authorization sources and chain; db is the control database, and
+// the sources that talk to a Redis, SQL or LDAP server take their connector from conns
+// (shared with authentication), which closes it.
+func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, conns *connectors, log *slog.Logger) (_ *authzSetup, err error) {
 	a := &authzSetup{}
 	defer func() {
 		if err != nil {
@@ -91,18 +93,18 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *
 			}
 			sources = append(sources, b)
 		case config.SourceRedis:
-			rc, err := redisConfig(s.ServerConn, s.SSL, s.RequestTimeout)
+			rdb, err := conns.redisClient(s.ServerConn, s.SSL, s.RequestTimeout)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
-			r, err := redissrc.New(redissrc.Config{Redis: rc, Cmd: s.Cmd, MaxRules: s.MaxRules, OnError: s.OnError}, log)
+			r, err := redissrc.NewWith(redissrc.Config{Cmd: s.Cmd, MaxRules: s.MaxRules, OnError: s.OnError}, rdb, log)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			a.closers = append(a.closers, func() { _ = r.Close() })
 			sources = append(sources, authz.WithTTL(r, s.TTL.Duration()))
 		case config.SourcePG, config.SourceMySQL:
-			q, err := openSQL(ctx, s.Type, s.ServerConn, s.SSL, s.RequestTimeout, s.Query, sqlsrc.QueryOptions())
+			q, err := conns.sqlStatement(ctx, s.Type, s.ServerConn, s.SSL, s.RequestTimeout, s.Query, sqlsrc.QueryOptions())
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
@@ -113,9 +115,13 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, log *
 			a.closers = append(a.closers, g.Close)
 			sources = append(sources, authz.WithTTL(g, s.TTL.Duration()))
 		case config.SourceLDAP:
-			l, err := ldapsrc.New(ldapsrc.Config{Backend: ldapConfig(s.ServerConn, s.SSL, s.RequestTimeout), Filter: s.Filter,
+			pool, err := conns.ldapPool(s.ServerConn, s.SSL, s.RequestTimeout)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			l, err := ldapsrc.NewWith(ldapsrc.Config{Filter: s.Filter,
 				PublishAttribute: s.PublishAttribute, SubscribeAttribute: s.SubscribeAttribute, AllAttribute: s.AllAttribute,
-				MaxRules: s.MaxRules, OnError: s.OnError}, log)
+				MaxRules: s.MaxRules, OnError: s.OnError}, pool, log)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}

@@ -200,7 +200,9 @@ func TestUserChangeDisconnects(t *testing.T) {
 	}
 	defer db.Close()
 	log := slog.New(slog.DiscardHandler)
-	auth, err := buildAuthn(ctx, cfg, db, log)
+	conns := newConnectors()
+	defer conns.Close()
+	auth, err := buildAuthn(ctx, cfg, db, conns, log)
 	if err != nil {
 		t.Fatal(err)
 	}

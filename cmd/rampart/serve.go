@@ -112,7 +112,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			err = errors.Join(err, fmt.Errorf("close the control database: %w", cerr))
 		}
 	}()
-	auth, err := buildAuthn(ctx, cfg, db, log)
+	// One connector per configured Redis, SQL or LDAP connection, shared by the
+	// authenticators and the authorization sources; deferred first, it is closed after
+	// both of them.
+	conns := newConnectors()
+	defer conns.Close()
+	auth, err := buildAuthn(ctx, cfg, db, conns, log)
 	if err != nil {
 		return err
 	}
@@ -123,7 +128,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		return err
 	}
 	o.Guard = gd
-	az, err := buildAuthz(ctx, cfg, db, log)
+	az, err := buildAuthz(ctx, cfg, db, conns, log)
 	if err != nil {
 		return err
 	}

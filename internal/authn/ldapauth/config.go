@@ -17,7 +17,8 @@ type Config struct {
 	// Backend is the server and pool; its keys (server, username, password, base_dn,
 	// pool_size, connect_timeout, request_timeout, acquire_timeout, ssl, ssl.start_tls,
 	// allow_plaintext) sit at the entry's top level. username and password are the
-	// service account's, which searches for users and reads their attributes.
+	// service account's, which searches for users and reads their attributes. New
+	// builds its pool from it; NewWith is given a pool instead and ignores it.
 	Backend ldap.Config
 	// Method is how the password is checked: "bind" (default) binds to the directory as
 	// the user with the client's password, so the directory checks it with whatever hash
@@ -76,7 +77,7 @@ type settings struct {
 // Validate checks the configuration without connecting or reading secrets; errors name
 // the key.
 func (c Config) Validate() error {
-	if _, err := c.settings(); err != nil {
+	if _, err := c.settings(c.Backend.BaseDN); err != nil {
 		return err
 	}
 	return c.Backend.Validate()
@@ -85,7 +86,9 @@ func (c Config) Validate() error {
 // attrName is an attribute description: a name or numeric OID, with options.
 var attrName = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)(;[A-Za-z0-9-]+)*$`)
 
-func (c Config) settings() (*settings, error) {
+// settings validates everything but the connection; baseDN is the base DN of the pool
+// the authenticator will search (a filter needs one).
+func (c Config) settings(baseDN string) (*settings, error) {
 	s := &settings{onError: OnErrorDeny, pwAttr: c.PasswordAttribute, superAttr: c.IsSuperuserAttribute}
 	switch c.OnError {
 	case "", OnErrorDeny:
@@ -139,7 +142,7 @@ func (c Config) settings() (*settings, error) {
 		if !f.HasVars() {
 			return nil, errors.New("filter: no placeholder: every client would find the same entries; use ${username} or ${clientid}")
 		}
-		if c.Backend.BaseDN == "" {
+		if baseDN == "" {
 			return nil, errors.New("base_dn: required with filter (where the search starts)")
 		}
 		s.filter = f

@@ -55,23 +55,55 @@ const maxPasswordValues = 8
 // Authenticator checks passwords against an LDAP directory. It is safe for concurrent
 // use.
 type Authenticator struct {
-	s      *settings
-	pool   *ldap.Pool
-	hasher *password.Hasher
-	log    *slog.Logger
+	s        *settings
+	pool     *ldap.Pool
+	ownsPool bool // Close closes pool (New); false when it is shared (NewWith)
+	hasher   *password.Hasher
+	log      *slog.Logger
 }
 
 var _ authn.Authenticator = (*Authenticator)(nil)
 
-// New validates cfg and builds the authenticator with its own connection pool (which
-// connects on first use). hasher verifies Rampart's encoded hashes for method hash,
-// bounding the CPU spent, and is shared with the broker's other password authenticators;
-// nil makes one of its own. Close releases the pool.
+// New validates cfg and builds the authenticator with its own connection pool, made from
+// cfg.Backend (which connects on first use). hasher verifies Rampart's encoded hashes for
+// method hash, bounding the CPU spent, and is shared with the broker's other password
+// authenticators; nil makes one of its own. Close releases the pool.
 func New(cfg Config, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
+	a, err := build(cfg, cfg.Backend.BaseDN, hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	if a.pool, err = ldap.New(cfg.Backend); err != nil {
+		return nil, fmt.Errorf("ldap authn: %w", err)
+	}
+	a.ownsPool = true
+	a.ready()
+	return a, nil
+}
+
+// NewWith validates cfg and builds the authenticator on pool, which it shares with others
+// (an authorization source on the same directory, say): cfg.Backend is not used (a
+// filter searches under the pool's base DN), and Close leaves the pool open for whoever
+// made it to close. hasher is as for New.
+func NewWith(cfg Config, pool *ldap.Pool, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
+	if pool == nil {
+		return nil, errors.New("ldap authn: no connection pool")
+	}
+	a, err := build(cfg, pool.BaseDN(), hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	a.pool = pool
+	a.ready()
+	return a, nil
+}
+
+// build checks everything of cfg but the connection.
+func build(cfg Config, baseDN string, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s, err := cfg.settings()
+	s, err := cfg.settings(baseDN)
 	if err != nil {
 		return nil, fmt.Errorf("ldap authn: %w", err)
 	}
@@ -80,29 +112,34 @@ func New(cfg Config, hasher *password.Hasher, log *slog.Logger) (*Authenticator,
 			return nil, fmt.Errorf("ldap authn: %w", err)
 		}
 	}
-	pool, err := ldap.New(cfg.Backend)
-	if err != nil {
-		return nil, fmt.Errorf("ldap authn: %w", err)
-	}
+	return &Authenticator{s: s, hasher: hasher, log: log}, nil
+}
+
+// ready logs the authenticator's settings once its pool is set.
+func (a *Authenticator) ready() {
 	method, find := MethodBind, ""
-	if s.hash {
+	if a.s.hash {
 		method = MethodHash
 	}
-	if s.dn != nil {
-		find = "bind_dn " + s.dn.String()
+	if a.s.dn != nil {
+		find = "bind_dn " + a.s.dn.String()
 	} else {
-		find = "filter " + s.filter.String() + " under " + pool.BaseDN()
+		find = "filter " + a.s.filter.String() + " under " + a.pool.BaseDN()
 	}
-	log.Info("ldap authenticator ready", "server", pool.Target(), "method", method, "user", find,
-		"request_timeout", pool.QueryTimeout(), "on_error", s.onError)
-	return &Authenticator{s: s, pool: pool, hasher: hasher, log: log}, nil
+	a.log.Info("ldap authenticator ready", "server", a.pool.Target(), "method", method, "user", find,
+		"request_timeout", a.pool.QueryTimeout(), "on_error", a.s.onError)
 }
 
 // Name implements authn.Authenticator.
 func (a *Authenticator) Name() string { return Name }
 
-// Close closes the connections to the server.
-func (a *Authenticator) Close() { a.pool.Close() }
+// Close closes the connections to the server when the pool is the authenticator's own
+// (New); a shared pool (NewWith) stays open.
+func (a *Authenticator) Close() {
+	if a.ownsPool {
+		a.pool.Close()
+	}
+}
 
 // Health returns the health of the connection to the directory.
 func (a *Authenticator) Health() health.Snapshot { return a.pool.Health() }

@@ -578,3 +578,46 @@ func silentServer(t *testing.T) (string, <-chan struct{}) {
 	}()
 	return l.Addr().String(), got
 }
+
+// TestNewWith: authenticators on a shared pool use it (a filter searches under the pool's
+// base DN), and their Close leaves it open.
+func TestNewWith(t *testing.T) {
+	s := seed(t, nil)
+	pool, err := ldap.New(backend(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	h, err := password.NewHasher(password.Params{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byFilter := Config{Filter: "(&(objectClass=mqttUser)(uid=${username}))"}
+	if _, err := NewWith(byFilter, nil, h, nil); err == nil {
+		t.Fatal("NewWith without a pool: no error")
+	}
+	noBase := backend(s)
+	noBase.BaseDN = ""
+	noBasePool, err := ldap.New(noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noBasePool.Close()
+	if _, err := NewWith(byFilter, noBasePool, h, nil); err == nil || !strings.Contains(err.Error(), "base_dn") {
+		t.Fatalf("filter on a pool without a base DN: %v, want a base_dn error", err)
+	}
+	a, err := NewWith(byFilter, pool, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWith(Config{BindDN: "uid=${username}," + s.UsersDN}, pool, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, login(a, "alice", ptr("alice-pw")), authn.Allow, 0, false)
+	a.Close()
+	check(t, login(b, "root", ptr("root-pw")), authn.Allow, 0, true)
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatalf("the shared pool after Close: %v", err)
+	}
+}

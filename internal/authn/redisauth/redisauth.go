@@ -45,7 +45,8 @@ const (
 type Config struct {
 	// Redis is the server to ask (redis_type, server, servers, sentinel, username,
 	// password, sentinel_username, sentinel_password, database, pool_size,
-	// connect_timeout, command_timeout, ssl, allow_plaintext).
+	// connect_timeout, command_timeout, ssl, allow_plaintext). New connects with it;
+	// NewWith is given a client instead and ignores it.
 	Redis redis.Config
 	// Cmd is the command template (cmd), e.g.
 	// "HMGET mqtt_user:${username} password_hash salt is_superuser". Only HMGET and HGET
@@ -76,6 +77,7 @@ type HashAlgorithm struct {
 // Authenticator checks passwords against Redis. It is safe for concurrent use.
 type Authenticator struct {
 	rdb       *redis.Client
+	ownsRDB   bool // Close closes rdb (New); false when it is shared (NewWith)
 	cmd       *redis.Command
 	hashIdx   int // index of the password hash in the reply
 	saltIdx   int // -1: none
@@ -90,10 +92,42 @@ type Authenticator struct {
 
 var _ authn.Authenticator = (*Authenticator)(nil)
 
-// New validates cfg and builds the authenticator. hasher verifies the stored hashes and
-// bounds the CPU spent doing so (share the broker's). The connection to Redis is opened on
-// the first CONNECT; Close releases it.
+// New validates cfg and builds the authenticator with a Redis client of its own, made
+// from cfg.Redis. hasher verifies the stored hashes and bounds the CPU spent doing so
+// (share the broker's). The connection to Redis is opened on the first CONNECT; Close
+// releases it.
 func New(cfg Config, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
+	a, err := build(cfg, hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := redis.New(cfg.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("redis authn: %w", err)
+	}
+	a.rdb, a.ownsRDB = rdb, true
+	a.ready(cfg.OnError)
+	return a, nil
+}
+
+// NewWith validates cfg and builds the authenticator on rdb, a client it shares with
+// others (an authorization source on the same server, say): cfg.Redis is not used, and
+// Close leaves rdb open for whoever made it to close. hasher is as for New.
+func NewWith(cfg Config, rdb *redis.Client, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
+	if rdb == nil {
+		return nil, errors.New("redis authn: no Redis client")
+	}
+	a, err := build(cfg, hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	a.rdb = rdb
+	a.ready(cfg.OnError)
+	return a, nil
+}
+
+// build checks everything of cfg but the connection.
+func build(cfg Config, hasher *password.Hasher, log *slog.Logger) (*Authenticator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -114,16 +148,15 @@ func New(cfg Config, hasher *password.Hasher, log *slog.Logger) (*Authenticator,
 	if err := a.setAlgorithm(cfg.PasswordHashAlgorithm); err != nil {
 		return nil, fmt.Errorf("redis authn: password_hash_algorithm: %w", err)
 	}
-	rdb, err := redis.New(cfg.Redis)
-	if err != nil {
-		return nil, fmt.Errorf("redis authn: %w", err)
-	}
-	a.rdb = rdb
-	if rdb.Insecure() {
-		log.Warn("redis authn: plain-text connection to a non-loopback server; configure ssl", "server", rdb.Addr())
-	}
-	log.Info("redis authenticator ready", "server", rdb.Addr(), "cmd", a.cmd.String(), "on_error", cfg.OnError)
 	return a, nil
+}
+
+// ready logs the authenticator's settings once its client is set.
+func (a *Authenticator) ready(onError string) {
+	if a.rdb.Insecure() {
+		a.log.Warn("redis authn: plain-text connection to a non-loopback server; configure ssl", "server", a.rdb.Addr())
+	}
+	a.log.Info("redis authenticator ready", "server", a.rdb.Addr(), "cmd", a.cmd.String(), "on_error", onError)
 }
 
 func (a *Authenticator) setCommand(s string) error {
@@ -208,8 +241,14 @@ func (a *Authenticator) setAlgorithm(h HashAlgorithm) error {
 // Name implements authn.Authenticator.
 func (a *Authenticator) Name() string { return Name }
 
-// Close closes the connections to Redis.
-func (a *Authenticator) Close() error { return a.rdb.Close() }
+// Close closes the connections to Redis when the client is the authenticator's own
+// (New); a shared client (NewWith) stays open.
+func (a *Authenticator) Close() error {
+	if !a.ownsRDB {
+		return nil
+	}
+	return a.rdb.Close()
+}
 
 // Authenticate implements authn.Authenticator. No password, or no value for the key's
 // placeholders, is Ignore; no record is Ignore; a wrong password is Deny with

@@ -404,3 +404,42 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("unknown user: %v (%s)", r.Outcome, r.Detail)
 	}
 }
+
+// TestNewWith: authenticators on a shared client use it, and their Close leaves it open.
+func TestNewWith(t *testing.T) {
+	f := newFixture(t)
+	rdb, err := redis.New(redis.Config{Addr: f.addr, CommandTimeout: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rdb.Close() }()
+	cfg := Config{Cmd: emqxCmd, PasswordHashAlgorithm: HashAlgorithm{Name: "sha256", SaltPosition: "prefix"}}
+	if _, err := NewWith(cfg, nil, newHasher(t), nil); err == nil {
+		t.Fatal("NewWith without a client: no error")
+	}
+	bad := cfg
+	bad.Cmd = "GET x"
+	if _, err := NewWith(bad, rdb, newHasher(t), nil); err == nil {
+		t.Fatal("NewWith with a bad cmd: no error")
+	}
+	a, err := NewWith(cfg, rdb, newHasher(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWith(cfg, rdb, newHasher(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := login(a, "alice", []byte("alice-pw")); r.Outcome != authn.Allow {
+		t.Fatalf("first authenticator: %v (%s)", r.Outcome, r.Detail)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := login(b, "alice", []byte("alice-pw")); r.Outcome != authn.Allow {
+		t.Fatalf("after the other authenticator closed: %v (%s)", r.Outcome, r.Detail)
+	}
+	if _, err := rdb.Do(context.Background(), "PING"); err != nil {
+		t.Fatalf("the shared client after Close: %v", err)
+	}
+}

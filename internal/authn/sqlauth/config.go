@@ -50,7 +50,8 @@ type Querier interface {
 	Query(ctx context.Context, vals placeholder.Values, maxRows int) (*sqlrows.Rows, error)
 	// Target names the server and database for logs, without credentials.
 	Target() string
-	// Close releases the pool.
+	// Close releases the pool when the querier has its own (postgres.Open, mysql.Open);
+	// a querier on a shared pool (Pool.Bind) leaves it open.
 	Close()
 }
 

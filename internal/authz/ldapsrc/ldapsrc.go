@@ -41,7 +41,8 @@ type Config struct {
 	// Backend is the server and pool; its keys (server, username, password, base_dn,
 	// pool_size, connect_timeout, request_timeout, acquire_timeout, ssl, ssl.start_tls,
 	// allow_plaintext) sit at the source's top level. base_dn is required: the search
-	// starts there.
+	// starts there. New builds its pool from it; NewWith is given a pool instead and
+	// ignores it.
 	Backend ldap.Config
 	// Filter finds the client's entry by a subtree search under base_dn, e.g.
 	// (&(objectClass=mqttUser)(uid=${username})); at most one entry may match.
@@ -91,13 +92,15 @@ type settings struct {
 // Validate checks the configuration without connecting or reading secrets; errors name
 // the key.
 func (c Config) Validate() error {
-	if _, err := c.settings(); err != nil {
+	if _, err := c.settings(c.Backend.BaseDN); err != nil {
 		return err
 	}
 	return c.Backend.Validate()
 }
 
-func (c Config) settings() (*settings, error) {
+// settings validates everything but the connection; baseDN is the base DN of the pool
+// the source will search.
+func (c Config) settings(baseDN string) (*settings, error) {
 	s := &settings{}
 	switch c.OnError {
 	case "", OnErrorDeny:
@@ -134,7 +137,7 @@ func (c Config) settings() (*settings, error) {
 	if !f.HasVars() {
 		return nil, errors.New("filter: no placeholder: every client would get the same entry; use ${username} or ${clientid}")
 	}
-	if c.Backend.BaseDN == "" {
+	if baseDN == "" {
 		return nil, errors.New("base_dn: required (where the search starts)")
 	}
 	s.filter = f
@@ -143,32 +146,62 @@ func (c Config) settings() (*settings, error) {
 
 // Source reads rules from an LDAP directory. It is safe for concurrent use.
 type Source struct {
-	s    *settings
-	pool *ldap.Pool
-	log  *slog.Logger
+	s        *settings
+	pool     *ldap.Pool
+	ownsPool bool // Close closes pool (New); false when it is shared (NewWith)
+	log      *slog.Logger
 }
 
 var _ authz.Source = (*Source)(nil)
 
-// New validates cfg and builds the source with its own connection pool (which connects
-// on first use). Close releases the pool.
+// New validates cfg and builds the source with its own connection pool, made from
+// cfg.Backend (which connects on first use). Close releases the pool.
 func New(cfg Config, log *slog.Logger) (*Source, error) {
+	src, err := build(cfg, cfg.Backend.BaseDN, log)
+	if err != nil {
+		return nil, err
+	}
+	if src.pool, err = ldap.New(cfg.Backend); err != nil {
+		return nil, fmt.Errorf("ldap authz: %w", err)
+	}
+	src.ownsPool = true
+	src.ready()
+	return src, nil
+}
+
+// NewWith validates cfg and builds the source on pool, which it shares with others (an
+// authenticator on the same directory, say): cfg.Backend is not used (the search starts
+// at the pool's base DN), and Close leaves the pool open for whoever made it to close.
+func NewWith(cfg Config, pool *ldap.Pool, log *slog.Logger) (*Source, error) {
+	if pool == nil {
+		return nil, errors.New("ldap authz: no connection pool")
+	}
+	src, err := build(cfg, pool.BaseDN(), log)
+	if err != nil {
+		return nil, err
+	}
+	src.pool = pool
+	src.ready()
+	return src, nil
+}
+
+// build checks everything of cfg but the connection.
+func build(cfg Config, baseDN string, log *slog.Logger) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s, err := cfg.settings()
+	s, err := cfg.settings(baseDN)
 	if err != nil {
 		return nil, fmt.Errorf("ldap authz: %w", err)
 	}
-	pool, err := ldap.New(cfg.Backend)
-	if err != nil {
-		return nil, fmt.Errorf("ldap authz: %w", err)
-	}
-	src := &Source{s: s, pool: pool, log: log}
-	log.Info("ldap authorization source ready", "server", pool.Target(), "base_dn", pool.BaseDN(),
-		"filter", s.filter.String(), "max_rules", s.maxRules, "request_timeout", pool.QueryTimeout(),
-		"on_error", src.onError())
-	return src, nil
+	return &Source{s: s, log: log}, nil
+}
+
+// ready logs the source's settings once its pool is set.
+func (s *Source) ready() {
+	s.log.Info("ldap authorization source ready", "server", s.pool.Target(), "base_dn", s.pool.BaseDN(),
+		"filter", s.s.filter.String(), "max_rules", s.s.maxRules, "request_timeout", s.pool.QueryTimeout(),
+		"on_error", s.onError())
 }
 
 func (s *Source) onError() string {
@@ -181,8 +214,13 @@ func (s *Source) onError() string {
 // Name implements authz.Source.
 func (s *Source) Name() string { return Name }
 
-// Close closes the connections to the server.
-func (s *Source) Close() { s.pool.Close() }
+// Close closes the connections to the server when the pool is the source's own (New); a
+// shared pool (NewWith) stays open.
+func (s *Source) Close() {
+	if s.ownsPool {
+		s.pool.Close()
+	}
+}
 
 // Health returns the health of the connection to the directory.
 func (s *Source) Health() health.Snapshot { return s.pool.Health() }

@@ -289,3 +289,45 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestNewWith: sources on a shared pool search under its base DN, and their Close leaves
+// it open.
+func TestNewWith(t *testing.T) {
+	s := seed(t, nil)
+	pool, err := ldap.New(backend(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := NewWith(Config{Filter: filter}, nil, nil); err == nil {
+		t.Fatal("NewWith without a pool: no error")
+	}
+	noBase := backend(s)
+	noBase.BaseDN = ""
+	noBasePool, err := ldap.New(noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noBasePool.Close()
+	if _, err := NewWith(Config{Filter: filter}, noBasePool, nil); err == nil || !strings.Contains(err.Error(), "base_dn") {
+		t.Fatalf("a pool without a base DN: %v, want a base_dn error", err)
+	}
+	a, err := NewWith(Config{Filter: filter}, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWith(Config{Filter: filter}, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decide(a, "alice", pub, "devices/dev1/telemetry"); got != authz.Allow {
+		t.Fatalf("first source: %v", got)
+	}
+	a.Close()
+	if got := decide(b, "alice", pub, "devices/dev1/telemetry"); got != authz.Allow {
+		t.Fatalf("after the other source closed: %v", got)
+	}
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatalf("the shared pool after Close: %v", err)
+	}
+}

@@ -40,7 +40,8 @@ const (
 type Config struct {
 	// Redis is the server to ask (redis_type, server, servers, sentinel, username,
 	// password, sentinel_username, sentinel_password, database, pool_size,
-	// connect_timeout, command_timeout, ssl, allow_plaintext).
+	// connect_timeout, command_timeout, ssl, allow_plaintext). New connects with it;
+	// NewWith is given a client instead and ignores it.
 	Redis redis.Config
 	// Cmd is the command template (cmd), e.g. "HGETALL mqtt_acl:${username}". Only
 	// HGETALL is allowed; ${password} is refused.
@@ -56,6 +57,7 @@ type Config struct {
 // Source reads rules from Redis. It is safe for concurrent use.
 type Source struct {
 	rdb       *redis.Client
+	ownsRDB   bool // Close closes rdb (New); false when it is shared (NewWith)
 	cmd       *redis.Command
 	maxRules  int
 	ignoreErr bool
@@ -64,9 +66,39 @@ type Source struct {
 
 var _ authz.Source = (*Source)(nil)
 
-// New validates cfg and builds the source. It does not connect; Close releases the
-// connections.
+// New validates cfg and builds the source with a Redis client of its own, made from
+// cfg.Redis. It does not connect; Close releases the connections.
 func New(cfg Config, log *slog.Logger) (*Source, error) {
+	s, err := build(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if s.rdb, err = redis.New(cfg.Redis); err != nil {
+		return nil, fmt.Errorf("redis authz: %w", err)
+	}
+	s.ownsRDB = true
+	s.ready(cfg.OnError)
+	return s, nil
+}
+
+// NewWith validates cfg and builds the source on rdb, a client it shares with others (an
+// authenticator on the same server, say): cfg.Redis is not used, and Close leaves rdb
+// open for whoever made it to close.
+func NewWith(cfg Config, rdb *redis.Client, log *slog.Logger) (*Source, error) {
+	if rdb == nil {
+		return nil, errors.New("redis authz: no Redis client")
+	}
+	s, err := build(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.rdb = rdb
+	s.ready(cfg.OnError)
+	return s, nil
+}
+
+// build checks everything of cfg but the connection.
+func build(cfg Config, log *slog.Logger) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -92,21 +124,28 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 		return nil, fmt.Errorf("redis authz: cmd %q: HGETALL takes only a key", cfg.Cmd)
 	}
 	s.cmd = cmd
-	if s.rdb, err = redis.New(cfg.Redis); err != nil {
-		return nil, fmt.Errorf("redis authz: %w", err)
-	}
-	if s.rdb.Insecure() {
-		log.Warn("redis authz: plain-text connection to a non-loopback server; configure ssl", "server", s.rdb.Addr())
-	}
-	log.Info("redis authorization source ready", "server", s.rdb.Addr(), "cmd", cmd.String(), "on_error", cfg.OnError)
 	return s, nil
+}
+
+// ready logs the source's settings once its client is set.
+func (s *Source) ready(onError string) {
+	if s.rdb.Insecure() {
+		s.log.Warn("redis authz: plain-text connection to a non-loopback server; configure ssl", "server", s.rdb.Addr())
+	}
+	s.log.Info("redis authorization source ready", "server", s.rdb.Addr(), "cmd", s.cmd.String(), "on_error", onError)
 }
 
 // Name implements authz.Source.
 func (s *Source) Name() string { return Name }
 
-// Close closes the connections to Redis.
-func (s *Source) Close() error { return s.rdb.Close() }
+// Close closes the connections to Redis when the client is the source's own (New); a
+// shared client (NewWith) stays open.
+func (s *Source) Close() error {
+	if !s.ownsRDB {
+		return nil
+	}
+	return s.rdb.Close()
+}
 
 // ForClient implements authz.Source. It does no I/O: the client's hash is read at its first
 // question.

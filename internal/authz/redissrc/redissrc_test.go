@@ -238,3 +238,40 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNewWith: sources on a shared client use it, and their Close leaves it open.
+func TestNewWith(t *testing.T) {
+	f := newFixture(t)
+	rdb, err := redis.New(redis.Config{Addr: f.addr, CommandTimeout: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rdb.Close() }()
+	cfg := Config{Cmd: "HGETALL mqtt_acl:${username}"}
+	if _, err := NewWith(cfg, nil, nil); err == nil {
+		t.Fatal("NewWith without a client: no error")
+	}
+	if _, err := NewWith(Config{Cmd: "HGET mqtt_acl:${username} x"}, rdb, nil); err == nil {
+		t.Fatal("NewWith with a bad cmd: no error")
+	}
+	a, err := NewWith(cfg, rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWith(cfg, rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(a, "alice", pub, "t/pub"); got != authz.Allow {
+		t.Fatalf("first source: %v", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(b, "alice", pub, "t/pub"); got != authz.Allow {
+		t.Fatalf("after the other source closed: %v", got)
+	}
+	if _, err := rdb.Do(context.Background(), "PING"); err != nil {
+		t.Fatalf("the shared client after Close: %v", err)
+	}
+}

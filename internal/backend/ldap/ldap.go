@@ -11,6 +11,10 @@
 // again as the service account before it goes back to the pool; when that fails the
 // connection is closed instead, so a pooled connection never carries a client's identity
 // to the next question.
+//
+// One Pool may serve an authenticator and an authorization source at once
+// (ldapauth.NewWith, ldapsrc.NewWith): they share its connections, its pool size and its
+// health state, and whoever made the pool closes it.
 package ldap
 
 import (

@@ -7,6 +7,10 @@
 // refused at once, and configured statements whose ${...} placeholders are sent as
 // arguments of server-side prepared statements, never as SQL text.
 //
+// One Pool may run several configured statements at once (Pool.Bind), an authenticator's
+// and an authorization source's, which then share its connections, its pool size and its
+// health state; Open gives a statement a pool of its own.
+//
 // The driver is set up for safety, whatever its defaults: parameters are never
 // interpolated client-side, one statement per query, no LOAD DATA LOCAL INFILE, no
 // cleartext or pre-4.1 password methods, no plain-text fallback when TLS is configured,

@@ -510,3 +510,45 @@ func TestTimeouts(t *testing.T) {
 		t.Errorf("a server that did not answer in time is still up: %+v", h)
 	}
 }
+
+// TestBind: statements bound to one pool share its connections; closing one leaves the
+// pool to the others, and only the pool's own Close ends them. A statement from Open
+// owns its pool.
+func TestBind(t *testing.T) {
+	_, cfg := server(t, nil)
+	cfg.PoolSize = 1
+	ctx := context.Background()
+	p := newPool(t, cfg)
+	a, b := p.Bind(compile(t, "SELECT 1 AS n")), p.Bind(compile(t, "SELECT 2 AS n"))
+	if a.Pool() != p || b.Pool() != p {
+		t.Fatal("a bound statement does not run on the pool it was bound to")
+	}
+	for _, s := range []*Statement{a, b} {
+		if _, err := s.Query(ctx, placeholder.Values{}, 1); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if n := p.db.Stats().OpenConnections; n != 1 {
+		t.Fatalf("%d connections for two statements on a pool of 1", n)
+	}
+	a.Close()
+	if _, err := b.Query(ctx, placeholder.Values{}, 1); err != nil {
+		t.Fatalf("after closing the other statement: %v", err)
+	}
+	p.Close()
+	if _, err := b.Query(ctx, placeholder.Values{}, 1); err == nil {
+		t.Fatal("a query on a closed pool succeeded")
+	}
+
+	owned, err := Open(ctx, cfg, "SELECT 1 AS n", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owned.Query(ctx, placeholder.Values{}, 1); err != nil {
+		t.Fatal(err)
+	}
+	owned.Close()
+	if _, err := owned.Pool().Query(ctx, compile(t, "SELECT 1"), placeholder.Values{}, 1); err == nil {
+		t.Fatal("Close of a statement from Open left its pool open")
+	}
+}

@@ -5,6 +5,10 @@
 // wrapping health.ErrBusy), a health state that refuses questions at once while a server
 // that could not be reached is left alone for a back-off period (health.ErrBackoff), and
 // configured statements whose ${...} placeholders are sent as bound arguments.
+//
+// One Pool may run several configured statements at once (Pool.Bind), an authenticator's
+// and an authorization source's, which then share its connections, its pool size and its
+// health state; Open gives a statement a pool of its own.
 package postgres
 
 import (

@@ -7,12 +7,13 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 )
 
-// Statement is one configured query bound to a pool of its own: what the SQL
-// authenticator and authorization source (sqlauth, sqlsrc) ask. It is safe for
-// concurrent use.
+// Statement is one configured query bound to a pool: what the SQL authenticator and
+// authorization source (sqlauth, sqlsrc) ask. The pool is the statement's own (Open) or
+// shared with other statements (Pool.Bind). It is safe for concurrent use.
 type Statement struct {
 	pool  *Pool
 	query *Query
+	owned bool // Close closes the pool
 }
 
 // Open compiles query under o (see CompileQuery) and builds a pool for cfg (see New) to
@@ -26,7 +27,15 @@ func Open(ctx context.Context, cfg Config, query string, o placeholder.Options) 
 	if err != nil {
 		return nil, err
 	}
-	return &Statement{pool: p, query: q}, nil
+	return &Statement{pool: p, query: q, owned: true}, nil
+}
+
+// Bind binds a compiled query to the pool without handing the pool over: the statement
+// shares the pool's connections, its bound on them and its health state with every other
+// statement bound to it, and its Close leaves the pool open (whoever built the pool
+// closes it, after the statements are done with it).
+func (p *Pool) Bind(q *Query) *Statement {
+	return &Statement{pool: p, query: q}
 }
 
 // Query runs the statement for one client and reads at most maxRows rows, as
@@ -47,5 +56,10 @@ func (s *Statement) Target() string { return s.pool.Target() }
 // Pool returns the pool the statement runs on.
 func (s *Statement) Pool() *Pool { return s.pool }
 
-// Close closes the pool's connections.
-func (s *Statement) Close() { s.pool.Close() }
+// Close closes the pool's connections when the statement owns the pool (Open); a
+// statement from Pool.Bind leaves the shared pool open.
+func (s *Statement) Close() {
+	if s.owned {
+		s.pool.Close()
+	}
+}

@@ -11,6 +11,10 @@
 //
 // Commands are sent as separate arguments (RESP arrays), so a value taken from a client
 // can never be parsed as more than the one argument it was put in.
+//
+// One Client may serve an authenticator and an authorization source at once
+// (redisauth.NewWith, redissrc.NewWith): they share its connections, its pool size and its
+// health state, and whoever made the client closes it.
 package redis
 
 import (
