@@ -150,66 +150,46 @@ func (s *Source) Close() error {
 // ForClient implements authz.Source. It does no I/O: the client's hash is read at its first
 // question.
 func (s *Source) ForClient(info *clientinfo.Info) authz.ClientSource {
-	if info == nil {
-		info = &clientinfo.Info{}
+	args, hasKey := s.cmd.Args(placeholder.Values{Info: info})
+	if !hasKey {
+		return noRecord{} // no user name (or other key value): no record to read
 	}
-	c := &client{s: s, info: *info, lock: make(chan struct{}, 1)}
-	c.args, c.hasKey = s.cmd.Args(placeholder.Values{Info: info})
-	return c
+	return authz.NewLazyRules(info, func(ctx context.Context, info *clientinfo.Info) (*authz.ClientRules, error) {
+		return s.read(ctx, info, args)
+	}, s.fail)
 }
 
-// client is one session's view of the source.
-type client struct {
-	s      *Source
-	info   clientinfo.Info
-	args   []string
-	hasKey bool
-	lock   chan struct{} // held while reading; a channel so waiting honours ctx
-	rules  *authz.ClientRules
-}
+// noRecord is the view of a client whose key has no value: it decides nothing.
+type noRecord struct{}
 
 // Authorize implements authz.ClientSource.
-func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) authz.Decision {
-	if !c.hasKey {
-		return authz.NoMatch // no user name (or other key value): no record to read
-	}
-	rules, err := c.load(ctx)
+func (noRecord) Authorize(context.Context, authz.Action, string) authz.Decision { return authz.NoMatch }
+
+// read runs the command (args) for one client and compiles the hash it returns.
+func (s *Source) read(ctx context.Context, info *clientinfo.Info, args []string) (*authz.ClientRules, error) {
+	reply, err := s.rdb.Do(ctx, args...)
 	if err != nil {
-		if c.s.ignoreErr {
-			c.s.log.Warn("redis authz: failed; no match as configured (on_error: ignore)", "clientid", c.info.ClientID, "err", err)
-			return authz.NoMatch
-		}
-		c.s.log.Warn("redis authz: failed; denying", "clientid", c.info.ClientID, "err", err)
-		return authz.Deny
+		return nil, err
 	}
-	return rules.Decide(a, topic)
+	rules, err := s.rules(reply)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.compile(rules)
+	if err != nil {
+		return nil, err
+	}
+	return rs.ForClient(info), nil
 }
 
-// load returns the client's rules, reading them on first use.
-func (c *client) load(ctx context.Context) (*authz.ClientRules, error) {
-	select {
-	case c.lock <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// fail is the decision after an error: Deny, or NoMatch with on_error ignore.
+func (s *Source) fail(info *clientinfo.Info, err error) authz.Decision {
+	if s.ignoreErr {
+		s.log.Warn("redis authz: failed; no match as configured (on_error: ignore)", "clientid", info.ClientID, "err", err)
+		return authz.NoMatch
 	}
-	defer func() { <-c.lock }()
-	if c.rules != nil {
-		return c.rules, nil
-	}
-	reply, err := c.s.rdb.Do(ctx, c.args...)
-	if err != nil {
-		return nil, err
-	}
-	rules, err := c.s.rules(reply)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := c.s.compile(rules)
-	if err != nil {
-		return nil, err
-	}
-	c.rules = rs.ForClient(&c.info)
-	return c.rules, nil
+	s.log.Warn("redis authz: failed; denying", "clientid", info.ClientID, "err", err)
+	return authz.Deny
 }
 
 // rules turns an HGETALL reply into allow rules. An entry whose action is unknown is

@@ -169,39 +169,7 @@ func (s *Source) Close() { s.q.Close() }
 // The source does not implement authz.PlaceholderUser: its rules are not known before
 // they are read, so the chain treats it as using placeholders.
 func (s *Source) ForClient(info *clientinfo.Info) authz.ClientSource {
-	c := &client{s: s, load: make(chan struct{}, 1)}
-	if info != nil {
-		c.info = *info
-	}
-	return c
-}
-
-type client struct {
-	s    *Source
-	info clientinfo.Info
-	load chan struct{} // held while reading the rules, so one question reads them at a time
-
-	rules *authz.ClientRules // set once read; guarded by load
-}
-
-// Authorize implements authz.ClientSource.
-func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) authz.Decision {
-	select {
-	case c.load <- struct{}{}:
-	case <-ctx.Done():
-		return c.s.fail(&c.info, "waiting for the rules to be read: %v", ctx.Err())
-	}
-	rules := c.rules
-	if rules == nil {
-		var err error
-		if rules, err = c.s.read(ctx, &c.info); err != nil {
-			<-c.load
-			return c.s.fail(&c.info, "%v", err)
-		}
-		c.rules = rules
-	}
-	<-c.load
-	return rules.Decide(a, topic)
+	return authz.NewLazyRules(info, s.read, s.fail)
 }
 
 // read runs the query for one client and compiles its rows.
@@ -312,9 +280,9 @@ func boolean(v any) (bool, error) {
 }
 
 // fail is the decision after an error: Deny, or NoMatch with on_error ignore.
-func (s *Source) fail(info *clientinfo.Info, format string, args ...any) authz.Decision {
+func (s *Source) fail(info *clientinfo.Info, err error) authz.Decision {
 	s.log.Warn(s.backend+" authorization failed", "client", info.ClientID,
-		"err", fmt.Sprintf(format, args...), "on_error", s.onError())
+		"err", err.Error(), "on_error", s.onError())
 	if s.ignore {
 		return authz.NoMatch
 	}

@@ -11,7 +11,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -33,18 +33,12 @@ type Config struct {
 	BindPassword string
 	// BaseDN is where searches start, e.g. ou=users,dc=example,dc=com. (base_dn)
 	BaseDN string
-	// PoolSize bounds the connections to the server; default 8, at most 1024. (pool_size)
-	PoolSize int
-	// ConnectTimeout bounds establishing one connection (TCP, TLS or StartTLS, and the
-	// service account's bind); default 5s. (connect_timeout)
-	ConnectTimeout time.Duration
-	// QueryTimeout bounds one operation (a search, or a user's bind), waiting for a pooled
-	// connection and connecting included; default 5s, at most 1m. (request_timeout)
-	QueryTimeout time.Duration
-	// AcquireTimeout bounds the wait for a free pooled connection when all PoolSize are
-	// busy, so a slow server turns new questions away quickly instead of queueing them;
-	// default 1s, never more than QueryTimeout. (acquire_timeout)
-	AcquireTimeout time.Duration
+	// PoolSize (pool_size), ConnectTimeout (connect_timeout: TCP, TLS or StartTLS, and the
+	// service account's bind), QueryTimeout (request_timeout: one search, or a user's
+	// bind) and AcquireTimeout (acquire_timeout) bound the pool and the waits, with the
+	// defaults and limits poolcfg.Limits documents.
+	PoolSize                                     int
+	ConnectTimeout, QueryTimeout, AcquireTimeout time.Duration
 	// TLS, when set, makes every connection use TLS with the server verified as
 	// tlsconf.NewClient does: LDAPS (TLS from the first byte, port 636 by default), or
 	// StartTLS when StartTLS is set. (ssl)
@@ -62,44 +56,24 @@ type Config struct {
 
 // Defaults and limits.
 const (
-	DefaultPoolSize       = 8
-	MaxPoolSize           = 1024
-	DefaultConnectTimeout = 5 * time.Second
-	DefaultQueryTimeout   = 5 * time.Second
-	MaxQueryTimeout       = time.Minute
-	DefaultAcquireTimeout = time.Second
+	DefaultPoolSize       = poolcfg.DefaultPoolSize
+	MaxPoolSize           = poolcfg.MaxPoolSize
+	DefaultConnectTimeout = poolcfg.DefaultConnectTimeout
+	DefaultQueryTimeout   = poolcfg.DefaultQueryTimeout
+	MaxQueryTimeout       = poolcfg.MaxQueryTimeout
+	DefaultAcquireTimeout = poolcfg.DefaultAcquireTimeout
 	DefaultPort           = "389"
 	DefaultLDAPSPort      = "636"
 )
 
 // withDefaults returns c with zero fields at their defaults, or an error naming the key.
 func (c Config) withDefaults() (Config, error) {
-	switch {
-	case c.PoolSize == 0:
-		c.PoolSize = DefaultPoolSize
-	case c.PoolSize < 0 || c.PoolSize > MaxPoolSize:
-		return c, fmt.Errorf("pool_size: %d: want 1 to %d", c.PoolSize, MaxPoolSize)
+	l, err := poolcfg.Limits{PoolSize: c.PoolSize, ConnectTimeout: c.ConnectTimeout, QueryTimeout: c.QueryTimeout,
+		AcquireTimeout: c.AcquireTimeout}.WithDefaults("request_timeout")
+	if err != nil {
+		return c, err
 	}
-	switch {
-	case c.ConnectTimeout == 0:
-		c.ConnectTimeout = DefaultConnectTimeout
-	case c.ConnectTimeout < 0 || c.ConnectTimeout > MaxQueryTimeout:
-		return c, fmt.Errorf("connect_timeout: %v: want more than 0s and at most %v", c.ConnectTimeout, MaxQueryTimeout)
-	}
-	switch {
-	case c.QueryTimeout == 0:
-		c.QueryTimeout = DefaultQueryTimeout
-	case c.QueryTimeout < 0 || c.QueryTimeout > MaxQueryTimeout:
-		return c, fmt.Errorf("request_timeout: %v: want more than 0s and at most %v", c.QueryTimeout, MaxQueryTimeout)
-	}
-	switch {
-	case c.AcquireTimeout == 0:
-		c.AcquireTimeout = min(DefaultAcquireTimeout, c.QueryTimeout)
-	case c.AcquireTimeout < 0:
-		return c, fmt.Errorf("acquire_timeout: %v: want more than 0s", c.AcquireTimeout)
-	case c.AcquireTimeout > c.QueryTimeout:
-		c.AcquireTimeout = c.QueryTimeout
-	}
+	c.PoolSize, c.ConnectTimeout, c.QueryTimeout, c.AcquireTimeout = l.PoolSize, l.ConnectTimeout, l.QueryTimeout, l.AcquireTimeout
 	if c.Server == "" {
 		return c, errors.New("server: required, host[:port]")
 	}
@@ -177,8 +151,8 @@ func (c Config) Validate() error {
 // checkPlainText refuses a connection without TLS to a host that is not loopback, unless
 // AllowPlainText says the operator knows.
 func (c Config) checkPlainText(host string) error {
-	if c.TLS == nil && !c.AllowPlainText && !httpc.IsLoopbackHost(host) {
-		return fmt.Errorf("ssl: a connection to %s without TLS sends passwords and every answer in clear text; configure ssl (LDAPS, or StartTLS with ssl.start_tls) or set allow_plaintext", host)
+	if c.TLS != nil {
+		return nil
 	}
-	return nil
+	return poolcfg.CheckPlainText(host, c.AllowPlainText, "passwords and every answer", "ssl (LDAPS, or StartTLS with ssl.start_tls)")
 }

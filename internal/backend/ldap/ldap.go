@@ -30,7 +30,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
-	"github.com/rampart-mqtt/rampart/internal/secret"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -118,11 +118,11 @@ func New(cfg Config) (*Pool, error) {
 		p.tls = tc
 	}
 	if cfg.BindDN != "" {
-		pw, err := secret.Read(cfg.BindPassword)
+		pw, err := poolcfg.ReadSecret(cfg.BindPassword)
 		if err != nil {
 			return nil, fmt.Errorf("ldap: password: %w", err)
 		}
-		p.bindPW = string(pw)
+		p.bindPW = pw
 	}
 	p.health = health.New("ldap "+p.server, 0, 0)
 	return p, nil

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
@@ -27,20 +27,13 @@ type Config struct {
 	// Password is a reference to the account's password: file:/path or env:NAME. A
 	// password written in the configuration is refused. (password)
 	Password string
-	// PoolSize bounds the connections to the server, and so the questions in flight;
-	// default 8, at most 1024. (pool_size)
-	PoolSize int
-	// ConnectTimeout bounds establishing one connection (TCP, TLS, login); default 5s, at
-	// most 1m. (connect_timeout)
-	ConnectTimeout time.Duration
-	// QueryTimeout bounds one question, waiting for a connection and connecting included;
-	// default 5s, at most 1m. (query_timeout)
-	QueryTimeout time.Duration
-	// AcquireTimeout bounds the wait for a free connection when all PoolSize are busy, so
-	// a slow or saturated server turns new questions away quickly (an error wrapping
-	// health.ErrBusy) instead of queueing them; default 1s, never more than QueryTimeout.
-	// (acquire_timeout)
-	AcquireTimeout time.Duration
+	// PoolSize (pool_size: the connections, and so the questions in flight),
+	// ConnectTimeout (connect_timeout: TCP, TLS, login), QueryTimeout (query_timeout: one
+	// question, connecting included) and AcquireTimeout (acquire_timeout: past it, an
+	// error wrapping health.ErrBusy) bound the pool and the waits, with the defaults and
+	// limits poolcfg.Limits documents.
+	PoolSize                                     int
+	ConnectTimeout, QueryTimeout, AcquireTimeout time.Duration
 	// TLS, when set, makes every connection use TLS with the server verified as
 	// tlsconf.NewClient does; a server without TLS is refused, never used in plain text.
 	// (ssl)
@@ -53,44 +46,24 @@ type Config struct {
 
 // Defaults and limits.
 const (
-	DefaultPoolSize       = 8
-	MaxPoolSize           = 1024
-	DefaultConnectTimeout = 5 * time.Second
-	MaxConnectTimeout     = time.Minute
-	DefaultQueryTimeout   = 5 * time.Second
-	MaxQueryTimeout       = time.Minute
-	DefaultAcquireTimeout = time.Second
+	DefaultPoolSize       = poolcfg.DefaultPoolSize
+	MaxPoolSize           = poolcfg.MaxPoolSize
+	DefaultConnectTimeout = poolcfg.DefaultConnectTimeout
+	MaxConnectTimeout     = poolcfg.MaxConnectTimeout
+	DefaultQueryTimeout   = poolcfg.DefaultQueryTimeout
+	MaxQueryTimeout       = poolcfg.MaxQueryTimeout
+	DefaultAcquireTimeout = poolcfg.DefaultAcquireTimeout
 	DefaultPort           = "3306"
 )
 
 // withDefaults returns c with zero fields at their defaults, or an error naming the key.
 func (c Config) withDefaults() (Config, error) {
-	switch {
-	case c.PoolSize == 0:
-		c.PoolSize = DefaultPoolSize
-	case c.PoolSize < 0 || c.PoolSize > MaxPoolSize:
-		return c, fmt.Errorf("pool_size: %d: want 1 to %d", c.PoolSize, MaxPoolSize)
+	l, err := poolcfg.Limits{PoolSize: c.PoolSize, ConnectTimeout: c.ConnectTimeout, QueryTimeout: c.QueryTimeout,
+		AcquireTimeout: c.AcquireTimeout}.WithDefaults("query_timeout")
+	if err != nil {
+		return c, err
 	}
-	switch {
-	case c.ConnectTimeout == 0:
-		c.ConnectTimeout = DefaultConnectTimeout
-	case c.ConnectTimeout < 0 || c.ConnectTimeout > MaxConnectTimeout:
-		return c, fmt.Errorf("connect_timeout: %v: want more than 0s and at most %v", c.ConnectTimeout, MaxConnectTimeout)
-	}
-	switch {
-	case c.QueryTimeout == 0:
-		c.QueryTimeout = DefaultQueryTimeout
-	case c.QueryTimeout < 0 || c.QueryTimeout > MaxQueryTimeout:
-		return c, fmt.Errorf("query_timeout: %v: want more than 0s and at most %v", c.QueryTimeout, MaxQueryTimeout)
-	}
-	switch {
-	case c.AcquireTimeout == 0:
-		c.AcquireTimeout = min(DefaultAcquireTimeout, c.QueryTimeout)
-	case c.AcquireTimeout < 0:
-		return c, fmt.Errorf("acquire_timeout: %v: want more than 0s", c.AcquireTimeout)
-	case c.AcquireTimeout > c.QueryTimeout:
-		c.AcquireTimeout = c.QueryTimeout
-	}
+	c.PoolSize, c.ConnectTimeout, c.QueryTimeout, c.AcquireTimeout = l.PoolSize, l.ConnectTimeout, l.QueryTimeout, l.AcquireTimeout
 	if c.Server == "" {
 		return c, errors.New("server: required")
 	}
@@ -128,16 +101,3 @@ func (c Config) address() (network, addr, host string, err error) {
 	}
 	return "tcp", net.JoinHostPort(host, port), host, nil
 }
-
-// resolveSecret reads what a file: or env: reference names; "" is no password.
-func resolveSecret(ref string) (string, error) {
-	if ref == "" {
-		return "", nil
-	}
-	data, err := secret.Read(ref)
-	return string(data), err
-}
-
-// isLoopback reports whether host is localhost or a loopback address: the only places
-// plain text may go without AllowPlainText (a Unix socket never leaves the machine).
-func isLoopback(host string) bool { return httpc.IsLoopbackHost(host) }

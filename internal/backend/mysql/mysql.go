@@ -28,6 +28,7 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
@@ -93,7 +94,7 @@ func (c Config) driverConfig() (*driver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := resolveSecret(c.Password)
+	pw, err := poolcfg.ReadSecret(c.Password)
 	if err != nil {
 		return nil, fmt.Errorf("password: %w", err)
 	}
@@ -111,8 +112,10 @@ func (c Config) driverConfig() (*driver.Config, error) {
 			tc.ServerName = host
 		}
 		dc.TLS = tc
-	case network == "tcp" && !c.AllowPlainText && !isLoopback(host):
-		return nil, fmt.Errorf("ssl: a connection to %s without TLS sends the login and every query in clear text; configure ssl or set allow_plaintext", host)
+	case network == "tcp": // a Unix socket never leaves the machine
+		if err := poolcfg.CheckPlainText(host, c.AllowPlainText, "the login and every query", "ssl"); err != nil {
+			return nil, err
+		}
 	}
 	dc.AllowFallbackToPlaintext = false
 	dc.InterpolateParams = false // bound parameters: server-side prepared statements

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/backend/sqlrows"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
@@ -91,7 +92,7 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 		if err != nil || p == 0 {
 			return nil, fmt.Errorf("server: port %q: want 1 to 65535", port)
 		}
-		pw, err := resolveSecret(c.Password)
+		pw, err := poolcfg.ReadSecret(c.Password)
 		if err != nil {
 			return nil, fmt.Errorf("password: %w", err)
 		}
@@ -110,8 +111,10 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 			tc.ServerName = cc.Host
 		}
 		cc.TLSConfig = tc
-	} else if !c.AllowPlainText && !isLoopback(cc.Host) {
-		return nil, fmt.Errorf("ssl: a connection to %s without TLS sends the password and every query in clear text; configure ssl or set allow_plaintext", cc.Host)
+	} else if !strings.HasPrefix(cc.Host, "/") { // a Unix socket directory never leaves the machine
+		if err := poolcfg.CheckPlainText(cc.Host, c.AllowPlainText, "the password and every query", "ssl"); err != nil {
+			return nil, err
+		}
 	}
 	cc.ConnectTimeout = c.ConnectTimeout
 	pc.MaxConns = int32(c.PoolSize)

@@ -1,7 +1,9 @@
-// Package sqlrows holds the answer of one SQL query as the SQL connectors (postgres,
-// mysql) return it: the column names the server sent and the rows read, each value as
-// the driver decoded it, with the few readers the authenticator and the authorization
-// source need to interpret a value whichever server it came from.
+// Package sqlrows holds what the SQL connectors (postgres, mysql) share: the answer of
+// one SQL query as they return it (the column names the server sent and the rows read,
+// each value as the driver decoded it, with the few readers the authenticator and the
+// authorization source need to interpret a value whichever server it came from), and
+// Statement, a compiled query bound to a connector's pool, which each connector
+// instantiates with its own pool and query types.
 package sqlrows
 
 import (
