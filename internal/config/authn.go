@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"reflect"
 	"strings"
 	"time"
@@ -441,12 +443,39 @@ func checkServerConn(ch *checker, p string, b ServerConn, ssl ClientSSL, backend
 			ch.add(p+".base_dn", "the DN searches start from is required")
 		}
 	}
+	if !ssl.Enable && !b.AllowPlaintext {
+		addrs := append([]string{b.Server}, b.Servers...)
+		for _, a := range addrs {
+			if a != "" && !localServer(a) {
+				ch.add(p+".ssl.enable", "%s is not on loopback: without TLS the password and every query cross the network in clear text; set ssl.enable: true (or allow_plaintext: true on a trusted network)", a)
+				break
+			}
+		}
+	}
 	if ssl.StartTLS && backend != BackendLDAP {
 		ch.add(p+".ssl.start_tls", "StartTLS applies to LDAP only")
 	}
 	if ssl.StartTLS && !ssl.Enable {
 		ch.add(p+".ssl.start_tls", "set ssl.enable: true as well; start_tls chooses how TLS starts")
 	}
+}
+
+// localServer reports whether a server address (host, host:port, [v6]:port or a Unix
+// socket path) is on this machine's loopback.
+func localServer(addr string) bool {
+	if strings.HasPrefix(addr, "/") {
+		return true
+	}
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // checkMech calls bad for every key of v (inline structs included) that is set away from

@@ -110,6 +110,8 @@ func TestAuthenticationErrors(t *testing.T) {
 		{"ldap with a query", "authentication:\n  - mechanism: password_based\n    backend: ldap\n    server: l:389\n    base_dn: dc=x\n    filter: (uid=a)\n    query: SELECT 1\n", "authentication[0].query: does not apply"},
 		{"mysql inline password", "authentication:\n  - mechanism: password_based\n    backend: mysql\n    server: db:3306\n    database: d\n    query: SELECT 1\n    password: hunter2\n", "authentication[0].password: give the password as file:/path or env:NAME"},
 		{"http method bind", "authentication:\n  - mechanism: password_based\n    backend: http\n    url: https://a/b\n    method: bind\n", "authentication[0].method"},
+		{"remote mysql without TLS", "authentication:\n  - mechanism: password_based\n    backend: mysql\n    server: 10.0.0.2:3306\n    database: d\n    query: SELECT 1\n", "authentication[0].ssl.enable: 10.0.0.2:3306 is not on loopback"},
+		{"remote redis sentinel without TLS", "authentication:\n  - mechanism: password_based\n    backend: redis\n    redis_type: sentinel\n    servers: [\"127.0.0.1:26379\", \"10.0.0.3:26379\"]\n    sentinel: m\n    cmd: HGET k password_hash\n", "authentication[0].ssl.enable: 10.0.0.3:26379"},
 		{"cinfo without checks", "authentication:\n  - mechanism: cinfo\n", "authentication[0].checks"},
 		{"cinfo bad result", "authentication:\n  - mechanism: cinfo\n    checks:\n      - is_match: ['true']\n        result: maybe\n", "authentication[0].checks[0].result"},
 		{"entry is not a mapping", "authentication:\n  - x509\n", "authentication[0]: want a mapping"},
