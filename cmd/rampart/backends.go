@@ -36,6 +36,7 @@ func redisConfig(c config.ServerConn, ssl config.ClientSSL, timeout config.Durat
 		db = n
 	}
 	return redis.Config{Mode: c.RedisType, Addr: c.Server, Addrs: c.Servers, MasterName: c.Sentinel,
+		SentinelUsername: c.SentinelUsername, SentinelPassword: c.SentinelPassword,
 		Username: c.Username, Password: c.Password, DB: db, PoolSize: c.PoolSize,
 		DialTimeout: c.ConnectTimeout.Duration(), CommandTimeout: timeout.Duration(), TLS: serverTLS(ssl),
 		AllowPlainText: c.AllowPlaintext}, nil
@@ -108,6 +109,8 @@ type connKey struct {
 	redisType      string
 	servers        string // the list, quoted
 	sentinel       string
+	sentinelUser   string
+	sentinelPass   string // the reference, not the secret
 	username       string
 	password       string
 	database       string
@@ -122,7 +125,7 @@ type connKey struct {
 // connKeyOf returns the connection key of an entry of kind.
 func connKeyOf(kind string, c config.ServerConn, ssl config.ClientSSL, timeout config.Duration) connKey {
 	return connKey{kind: kind, server: c.Server, redisType: c.RedisType, servers: fmt.Sprintf("%q", c.Servers),
-		sentinel: c.Sentinel, username: c.Username, password: c.Password, database: c.Database,
+		sentinel: c.Sentinel, sentinelUser: c.SentinelUsername, sentinelPass: c.SentinelPassword, username: c.Username, password: c.Password, database: c.Database,
 		poolSize: c.PoolSize, connectTimeout: c.ConnectTimeout, requestTimeout: timeout,
 		allowPlaintext: c.AllowPlaintext, baseDN: c.BaseDN, ssl: ssl}
 }

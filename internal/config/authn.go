@@ -103,20 +103,23 @@ type Authenticator struct {
 // PostgreSQL, MySQL or LDAP server. Placeholders in cmd, query and filter become separate
 // command arguments, bound parameters or escaped filter values, never text in the command.
 type ServerConn struct {
-	Server         string   `yaml:"server" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	RedisType      string   `yaml:"redis_type" mech:"password_based:redis,redis"`
-	Servers        []string `yaml:"servers" mech:"password_based:redis,redis"`
-	Sentinel       string   `yaml:"sentinel" mech:"password_based:redis,redis"`
-	Username       string   `yaml:"username" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	Password       string   `yaml:"password" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	Database       string   `yaml:"database" mech:"password_based:redis,password_based:postgresql,password_based:mysql,redis,postgresql,mysql"`
-	PoolSize       int      `yaml:"pool_size" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	ConnectTimeout Duration `yaml:"connect_timeout" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	Cmd            string   `yaml:"cmd" mech:"password_based:redis,redis"`
-	Query          string   `yaml:"query" mech:"password_based:postgresql,password_based:mysql,postgresql,mysql"`
-	AllowPlaintext bool     `yaml:"allow_plaintext" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
-	BaseDN         string   `yaml:"base_dn" mech:"password_based:ldap,ldap"`
-	Filter         string   `yaml:"filter" mech:"password_based:ldap,ldap"`
+	Server    string   `yaml:"server" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	RedisType string   `yaml:"redis_type" mech:"password_based:redis,redis"`
+	Servers   []string `yaml:"servers" mech:"password_based:redis,redis"`
+	Sentinel  string   `yaml:"sentinel" mech:"password_based:redis,redis"`
+	// The sentinels' own credentials, when they require them (redis_type sentinel).
+	SentinelUsername string   `yaml:"sentinel_username" mech:"password_based:redis,redis"`
+	SentinelPassword string   `yaml:"sentinel_password" mech:"password_based:redis,redis"`
+	Username         string   `yaml:"username" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	Password         string   `yaml:"password" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	Database         string   `yaml:"database" mech:"password_based:redis,password_based:postgresql,password_based:mysql,redis,postgresql,mysql"`
+	PoolSize         int      `yaml:"pool_size" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	ConnectTimeout   Duration `yaml:"connect_timeout" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	Cmd              string   `yaml:"cmd" mech:"password_based:redis,redis"`
+	Query            string   `yaml:"query" mech:"password_based:postgresql,password_based:mysql,postgresql,mysql"`
+	AllowPlaintext   bool     `yaml:"allow_plaintext" mech:"password_based:redis,password_based:postgresql,password_based:mysql,password_based:ldap,redis,postgresql,mysql,ldap"`
+	BaseDN           string   `yaml:"base_dn" mech:"password_based:ldap,ldap"`
+	Filter           string   `yaml:"filter" mech:"password_based:ldap,ldap"`
 }
 
 func defaultServerConn() ServerConn {
@@ -414,6 +417,14 @@ func checkServerConn(ch *checker, p string, b ServerConn, ssl ClientSSL, backend
 		ch.enum(p+".redis_type", checkEnum(b.RedisType, "single", "sentinel", "cluster"))
 		if (b.RedisType == "sentinel") != (b.Sentinel != "") {
 			ch.add(p+".sentinel", "the monitored master's name is required with redis_type sentinel, and only then")
+		}
+		if b.RedisType != "sentinel" && (b.SentinelUsername != "" || b.SentinelPassword != "") {
+			ch.add(p+".sentinel_password", "sentinel_username and sentinel_password apply to redis_type sentinel only")
+		}
+		if b.SentinelPassword != "" && !secret.IsRef(b.SentinelPassword) {
+			ch.add(p+".sentinel_password", "give the password as file:/path or env:NAME, never inline")
+		} else if err := secret.Check(b.SentinelPassword, "sentinel_password"); err != nil {
+			ch.add(p+".sentinel_password", "%v", err)
 		}
 		if b.RedisType == "cluster" && b.Database != "" && b.Database != "0" {
 			ch.add(p+".database", "a Redis cluster has only database 0")

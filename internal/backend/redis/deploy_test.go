@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -114,5 +116,37 @@ func TestCluster(t *testing.T) {
 	}
 	if v, err := c.Do(ctx, "HGETALL", "mqtt_acl:nobody"); err != nil || len(v.([]any)) != 0 {
 		t.Fatalf("HGETALL of a missing key = %v, %v", v, err)
+	}
+}
+
+// TestSentinelPassword: sentinels that require a password are reached with
+// SentinelPassword, and refuse a client without it.
+func TestSentinelPassword(t *testing.T) {
+	const pw = "sentinel-secret-1"
+	sentinel, master := testsvc.StartRedisSentinelAuth(t, pw)
+	pwFile := filepath.Join(t.TempDir(), "sentinel.pass")
+	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		ref    string
+		wantOK bool
+	}{
+		{"with the sentinel password", "file:" + pwFile, true},
+		{"without it", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{Mode: ModeSentinel, Addrs: []string{sentinel}, MasterName: master, SentinelPassword: tc.ref})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.Do(ctx, "SET", "k", "v")
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("SET through the sentinel: %v, want success=%v", err, tc.wantOK)
+			}
+		})
 	}
 }

@@ -230,6 +230,11 @@ func redisPing(addr string, tc *tls.Config) error {
 // redisCommand sends one command as a RESP array and returns the reply flattened into
 // strings (a nil bulk string is ""). An error reply is an error.
 func redisCommand(addr string, tc *tls.Config, args ...string) ([]string, error) {
+	return redisCommandAuth(addr, tc, "", args...)
+}
+
+// redisCommandAuth is redisCommand after an AUTH with password, when it is not empty.
+func redisCommandAuth(addr string, tc *tls.Config, password string, args ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var d net.Dialer
@@ -253,15 +258,28 @@ func redisCommand(addr string, tc *tls.Config, args ...string) ([]string, error)
 	deadline, _ := ctx.Deadline()
 	_ = c.SetDeadline(deadline)
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	write := func(args ...string) {
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
 	}
+	if password != "" {
+		write("AUTH", password)
+	}
+	write(args...)
 	if _, err := io.WriteString(c, b.String()); err != nil {
 		return nil, err
 	}
+	r := bufio.NewReader(c)
 	var out []string
-	err = redisRead(bufio.NewReader(c), &out)
+	if password != "" {
+		if err := redisRead(r, &out); err != nil {
+			return nil, err
+		}
+		out = out[:0]
+	}
+	err = redisRead(r, &out)
 	return out, err
 }
 
@@ -317,6 +335,13 @@ func redisRead(r *bufio.Reader, out *[]string) error {
 // test ends.
 func StartRedisSentinel(t testing.TB) (sentinelAddr, masterName string) {
 	t.Helper()
+	return StartRedisSentinelAuth(t, "")
+}
+
+// StartRedisSentinelAuth is StartRedisSentinel with a sentinel that requires password
+// (requirepass) from its clients; "" requires none.
+func StartRedisSentinelAuth(t testing.TB, password string) (sentinelAddr, masterName string) {
+	t.Helper()
 	bin := redisNeed(t, "redis-server")
 	masterAddr, _ := StartRedis(t)
 	mhost, mport, _ := net.SplitHostPort(masterAddr)
@@ -329,11 +354,14 @@ func StartRedisSentinel(t testing.TB) (sentinelAddr, masterName string) {
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile \"\"\n"+
 		"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 60000\n",
 		port, dir, masterName, mhost, mport, masterName)
+	if password != "" {
+		text += fmt.Sprintf("requirepass %q\n", password)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatalf("redis sentinel: %v", err)
 	}
 	redisRun(t, bin, []string{conf, "--sentinel"}, func() error {
-		v, err := redisCommand(sentinelAddr, nil, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName)
+		v, err := redisCommandAuth(sentinelAddr, nil, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName)
 		if err != nil {
 			return err
 		}
