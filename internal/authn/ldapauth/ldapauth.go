@@ -180,7 +180,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 			// Named by bind_dn: read the superuser flag as the service account. An
 			// entry the service account may not see is no superuser.
 			if entry, err = a.pool.Read(ctx, dn, []string{a.s.superAttr}); err != nil {
-				return a.fail(info, err, "reading %s of %s: %v", a.s.superAttr, dn, err)
+				return a.fail(info, err, "reading %s of the entry named by bind_dn %s: %v", a.s.superAttr, a.s.dn.String(), err)
 			}
 		}
 	}
@@ -225,14 +225,14 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 	r, err := a.pool.Search(ctx, "", filter, attrs, 1)
 	switch {
 	case err != nil:
-		return "", nil, a.fail(info, err, "searching %s: %v", filter, err), false
+		return "", nil, a.fail(info, err, "searching with filter %s: %v", a.s.filter.String(), err), false
 	case len(r.Entries) == 0:
 		return "", nil, authn.Denied(packet.BadUserNameOrPassword, "no such user in ldap"), false
 	case r.More:
 		// Which of them would it be? Refuse rather than guess; the directory or the
 		// filter needs fixing.
 		a.log.Warn("ldap authentication: the filter matches more than one entry; refusing the client",
-			"client", info.ClientID, "filter", filter)
+			"client", info.ClientID, "filter", a.s.filter.String())
 		return "", nil, authn.Denied(packet.BadUserNameOrPassword, "the filter matches more than one ldap entry"), false
 	}
 	return r.Entries[0].DN, r.Entries[0], authn.Result{}, true
