@@ -215,8 +215,8 @@ func (s *session) addQueued(n int) {
 }
 
 // startHousekeeping starts, once per Server, the goroutine that sweeps expired retained
-// messages. It runs until ctx (the context Serve
-// gives every connection) is done.
+// messages: from Serve, or from the first connection when HandleConn is used alone. It
+// runs until ctx is done.
 func (s *Server) startHousekeeping(ctx context.Context) {
 	s.o.limits.housekeep.Do(func() { go s.housekeeping(ctx) })
 }

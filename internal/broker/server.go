@@ -97,6 +97,9 @@ func (s *Server) Serve(ctx context.Context, ls []listener.Listener) error {
 			defer p.close()
 		}
 	}
+	// Expired retained messages are swept from the start, clients or not (restored ones
+	// included); a connection handed to HandleConn without Serve starts it too.
+	s.startHousekeeping(ctx)
 	errs := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
