@@ -23,31 +23,13 @@ import (
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
 	"github.com/rampart-mqtt/rampart/internal/authz"
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc/httpctest"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
 const testPassword = "s3cret-pa55"
-
-func newServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// answerWith is a handler that answers status and body as JSON.
-func answerWith(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
 
 func newAuth(t *testing.T, cfg Config) *Authenticator {
 	t.Helper()
@@ -167,7 +149,7 @@ func TestAnswers(t *testing.T) {
 		{name: "expire_at fraction", status: 200, body: `{"result":"allow","expire_at":17356896.5}`, outcome: authn.Deny, reason: packet.NotAuthorized, detail: "expire_at"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, answerWith(tc.status, tc.body))
+			srv := httpctest.Serve(t, httpctest.Reply(tc.status, tc.body))
 			r := auth(newAuth(t, basicConfig(srv)))
 			if r.Outcome != tc.outcome {
 				t.Fatalf("outcome %v (%s), want %v", r.Outcome, r.Detail, tc.outcome)
@@ -188,7 +170,7 @@ func TestAnswers(t *testing.T) {
 func TestPostJSONBody(t *testing.T) {
 	var got map[string]string
 	var hdr http.Header
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		hdr = r.Header.Clone()
 		if r.Method != http.MethodPost {
 			http.Error(w, "want POST", http.StatusMethodNotAllowed)
@@ -198,7 +180,7 @@ func TestPostJSONBody(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := basicConfig(srv)
 	cfg.Body["peer"] = "${peerhost}"
@@ -222,7 +204,7 @@ func TestPostJSONBody(t *testing.T) {
 
 func TestPostFormBody(t *testing.T) {
 	var got url.Values
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
 			http.Error(w, "want a form", http.StatusUnsupportedMediaType)
 			return
@@ -232,7 +214,7 @@ func TestPostFormBody(t *testing.T) {
 			return
 		}
 		got = r.PostForm
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := basicConfig(srv)
 	cfg.Headers = map[string]string{"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
@@ -252,13 +234,13 @@ func TestPostFormBody(t *testing.T) {
 func TestGetEscaping(t *testing.T) {
 	var query url.Values
 	var rawPath, rawQuery string
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		query, rawPath, rawQuery = r.URL.Query(), r.URL.EscapedPath(), r.URL.RawQuery
 		if r.Method != http.MethodGet {
 			http.Error(w, "want GET", http.StatusMethodNotAllowed)
 			return
 		}
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	a := newAuth(t, Config{
 		Method: "GET",
@@ -283,9 +265,9 @@ func TestGetEscaping(t *testing.T) {
 // Attack: CR LF in a value expanded into a header.
 func TestHeaderInjectionRefused(t *testing.T) {
 	var hits atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := basicConfig(srv)
 	cfg.Headers = map[string]string{"X-User": "${username}"}
@@ -301,7 +283,7 @@ func TestHeaderInjectionRefused(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -313,7 +295,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestServerDown(t *testing.T) {
-	srv := newServer(t, answerWith(200, `{"result":"allow"}`))
+	srv := httpctest.Serve(t, httpctest.Reply(200, `{"result":"allow"}`))
 	cfg := basicConfig(srv)
 	srv.Close()
 	wantError(t, auth(newAuth(t, cfg)), "request failed")
@@ -327,13 +309,13 @@ func TestOnErrorIgnore(t *testing.T) {
 		h    http.HandlerFunc
 		want authn.Outcome
 	}{
-		{"500", answerWith(500, ``), authn.Ignore},
-		{"bad JSON", answerWith(200, `nope`), authn.Ignore},
-		{"deny still denies", answerWith(200, `{"result":"deny"}`), authn.Deny},
-		{"allow still allows", answerWith(200, `{"result":"allow"}`), authn.Allow},
+		{"500", httpctest.Reply(500, ``), authn.Ignore},
+		{"bad JSON", httpctest.Reply(200, `nope`), authn.Ignore},
+		{"deny still denies", httpctest.Reply(200, `{"result":"deny"}`), authn.Deny},
+		{"allow still allows", httpctest.Reply(200, `{"result":"allow"}`), authn.Allow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, tc.h)
+			srv := httpctest.Serve(t, tc.h)
 			cfg := basicConfig(srv)
 			cfg.OnError = OnErrorIgnore
 			a, err := New(context.Background(), cfg, logger)
@@ -346,7 +328,7 @@ func TestOnErrorIgnore(t *testing.T) {
 			}
 		})
 	}
-	srv := newServer(t, answerWith(200, ``))
+	srv := httpctest.Serve(t, httpctest.Reply(200, ``))
 	cfg := basicConfig(srv)
 	cfg.OnError = OnErrorIgnore
 	srv.Close()
@@ -360,7 +342,7 @@ func TestOnErrorIgnore(t *testing.T) {
 }
 
 func TestOversizedAnswer(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"result":"allow","pad":"`+strings.Repeat("x", MaxResponseSize)+`"}`)
 	})
@@ -377,9 +359,9 @@ func TestRedirectNotFollowed(t *testing.T) {
 	})
 	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
 		targetHits.Add(1)
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
-	srv := newServer(t, mux.ServeHTTP)
+	srv := httpctest.Serve(t, mux.ServeHTTP)
 	wantError(t, auth(newAuth(t, basicConfig(srv))), "HTTP 307")
 	if targetHits.Load() != 0 {
 		t.Fatal("the redirect was followed")
@@ -390,7 +372,7 @@ func TestConcurrencyBound(t *testing.T) {
 	const limit, clients = 3, 20
 	var inflight, peak atomic.Int64
 	gate := make(chan struct{})
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		n := inflight.Add(1)
 		defer inflight.Add(-1)
 		for {
@@ -400,7 +382,7 @@ func TestConcurrencyBound(t *testing.T) {
 			}
 		}
 		<-gate
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := basicConfig(srv)
 	cfg.MaxConcurrency = limit
@@ -440,10 +422,10 @@ func TestConcurrencyBound(t *testing.T) {
 func TestConcurrencyFullUntilDeadline(t *testing.T) {
 	gate := make(chan struct{})
 	var inflight atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		inflight.Add(1)
 		<-gate
-		answerWith(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := basicConfig(srv)
 	cfg.MaxConcurrency = 1
@@ -472,7 +454,7 @@ func TestConcurrencyFullUntilDeadline(t *testing.T) {
 }
 
 func TestHTTPS(t *testing.T) {
-	srv := httptest.NewUnstartedServer(answerWith(200, `{"result":"allow"}`))
+	srv := httptest.NewUnstartedServer(httpctest.Reply(200, `{"result":"allow"}`))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	defer srv.Close()
@@ -546,6 +528,27 @@ func TestValidate(t *testing.T) {
 	} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%+v: %v", ok, err)
+		}
+	}
+}
+
+// TestDotSegmentClientID: a client id of ".." landing in the URL path would make the
+// service see another path after normalisation; the request is refused instead.
+func TestDotSegmentClientID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request reached the service: %s", r.URL.Path)
+	}))
+	defer srv.Close()
+	a, err := New(context.Background(), Config{URL: srv.URL + "/devices/${clientid}/auth"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, id := range []string{"..", "."} {
+		res := a.Authenticate(context.Background(), &clientinfo.Info{ClientID: id, Username: "u"},
+			&authn.Credentials{Password: []byte("p")})
+		if res.Outcome == authn.Allow {
+			t.Errorf("client id %q allowed", id)
 		}
 	}
 }

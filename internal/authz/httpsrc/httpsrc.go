@@ -18,15 +18,12 @@ package httpsrc
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +32,6 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
-	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
 // Name is the source's name in configuration, logs and metrics.
@@ -65,25 +61,19 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http authz: %w", err)
 	}
-	var tlsCfg *tls.Config
-	if p.https {
-		if tlsCfg, err = tlsconf.NewClient(cfg.SSL); err != nil {
-			return nil, fmt.Errorf("http authz: ssl: %w", err)
-		}
-	}
 	s := &Source{
 		p:      p,
-		client: httpc.New(httpc.Options{Timeout: p.timeout, MaxConns: p.maxConc, MaxHeaderBytes: 32 << 10, TLS: tlsCfg}),
-		slots:  make(chan struct{}, p.maxConc),
+		client: httpc.New(httpc.Options{Timeout: p.Timeout, MaxConns: p.MaxConcurrency, MaxHeaderBytes: 32 << 10, TLS: p.TLS}),
+		slots:  make(chan struct{}, p.MaxConcurrency),
 		log:    log,
 		fails:  failureLog{every: failureLogEvery},
 	}
 	onError := OnErrorDeny
-	if p.ignore {
+	if p.IgnoreErrors {
 		onError = OnErrorIgnore
 	}
-	log.Info("http authorization source ready", "method", p.method, "service", p.origin,
-		"max_concurrency", p.maxConc, "request_timeout", p.timeout, "on_error", onError)
+	log.Info("http authorization source ready", "method", p.Method, "service", p.Origin,
+		"max_concurrency", p.MaxConcurrency, "request_timeout", p.Timeout, "on_error", onError)
 	return s, nil
 }
 
@@ -120,7 +110,7 @@ func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) au
 	if (a.Kind != authz.ActPublish && a.Kind != authz.ActSubscribe) || a.QoS > 2 {
 		return s.fail("not a publish or subscribe question (kind %d, qos %d)", a.Kind, a.QoS)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.p.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout)
 	defer cancel()
 	if ctx.Err() != nil {
 		return s.fail("no time left to ask the service")
@@ -128,18 +118,18 @@ func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) au
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
-		return s.fail("all %d requests to the service are in flight and none finished in time", s.p.maxConc)
+		return s.fail("all %d requests to the service are in flight and none finished in time", s.p.MaxConcurrency)
 	}
 	defer func() { <-s.slots }()
 
 	q := newQuestion(a, topic)
-	req, err := s.request(ctx, placeholder.Values{Info: &c.info}, &q)
+	req, err := s.p.Build(ctx, values{client: placeholder.Values{Info: &c.info}, q: &q})
 	if err != nil {
 		return s.fail("%v", err)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.fail("%s", describe(ctx, err, s.p.timeout))
+		return s.fail("%s", httpc.Describe(ctx, err, s.p.Timeout))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -151,7 +141,7 @@ func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) au
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerSize+1))
 	switch {
 	case err != nil:
-		return s.fail("reading the answer: %s", describe(ctx, err, s.p.timeout))
+		return s.fail("reading the answer: %s", httpc.Describe(ctx, err, s.p.Timeout))
 	case len(body) > MaxAnswerSize:
 		return s.fail("answer longer than %d bytes", MaxAnswerSize)
 	}
@@ -160,92 +150,6 @@ func (c *client) Authorize(ctx context.Context, a authz.Action, topic string) au
 		return s.fail("%v", err)
 	}
 	return d
-}
-
-// request builds the request for one question.
-func (s *Source) request(ctx context.Context, vals placeholder.Values, q *question) (*http.Request, error) {
-	path := s.p.path.expand(vals, q, url.PathEscape)
-	if hasDotSegment(path) {
-		// A value of "." or ".." would move the request to another path once the
-		// service (or a proxy in front of it) normalises it.
-		return nil, errors.New("a value expanded into the URL path is a dot segment")
-	}
-	target := s.p.origin + path
-	query := ""
-	if s.p.query != nil {
-		query = s.p.query.expand(vals, q, url.QueryEscape)
-	}
-	var (
-		body        io.Reader
-		contentType string
-	)
-	if len(s.p.fields) > 0 {
-		if s.p.method == http.MethodGet || s.p.form {
-			form := make(url.Values, len(s.p.fields))
-			for _, f := range s.p.fields {
-				form.Set(f.name, f.t.expand(vals, q, nil))
-			}
-			if s.p.method == http.MethodGet {
-				query = joinQuery(query, form.Encode())
-			} else {
-				body, contentType = strings.NewReader(form.Encode()), mimeForm
-			}
-		} else {
-			obj := make(map[string]string, len(s.p.fields))
-			for _, f := range s.p.fields {
-				obj[f.name] = f.t.expand(vals, q, nil)
-			}
-			data, err := json.Marshal(obj)
-			if err != nil {
-				return nil, fmt.Errorf("encoding the body: %w", err)
-			}
-			body, contentType = bytes.NewReader(data), mimeJSON
-		}
-	}
-	if query != "" {
-		target += "?" + query
-	}
-	req, err := http.NewRequestWithContext(ctx, s.p.method, target, body)
-	if err != nil {
-		// The error would quote the URL, which holds client values.
-		return nil, errors.New("the expanded URL is not valid")
-	}
-	if req.URL.Host != s.p.host {
-		return nil, errors.New("the expanded URL names another host")
-	}
-	req.Header.Set("Accept", mimeJSON)
-	req.Header.Set("User-Agent", "rampart-authz")
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for _, h := range s.p.headers {
-		v := h.t.expand(vals, q, nil)
-		if hasControl(v) {
-			return nil, fmt.Errorf("header %s: the expanded value holds a control character", h.name)
-		}
-		req.Header.Set(h.name, v)
-	}
-	return req, nil
-}
-
-// hasDotSegment reports whether a URL path has a "." or ".." segment.
-func hasDotSegment(path string) bool {
-	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
-}
-
-func joinQuery(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "&" + b
 }
 
 // answer is the JSON the service returns; other fields are ignored.
@@ -277,29 +181,11 @@ func parseAnswer(body []byte) (authz.Decision, error) {
 	return authz.NoMatch, fmt.Errorf("result %.32q: want allow, deny or ignore", *ans.Result)
 }
 
-// describe names a transport error without the URL, which holds client values.
-func describe(ctx context.Context, err error, timeout time.Duration) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Sprintf("no answer in time (request_timeout %v)", timeout)
-	case errors.Is(err, context.Canceled):
-		return "request canceled"
-	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Sprintf("no answer in time (request_timeout %v)", timeout)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return "request failed: " + err.Error()
-}
-
 // fail is the decision on an error: Deny, or NoMatch with on_error: ignore.
 func (s *Source) fail(format string, args ...any) authz.Decision {
 	detail := fmt.Sprintf(format, args...)
 	d, outcome := authz.Deny, "denied"
-	if s.p.ignore {
+	if s.p.IgnoreErrors {
 		d, outcome = authz.NoMatch, "ignored as configured (on_error: ignore)"
 	}
 	s.fails.log(s.log, "http authz: the service failed; the question is "+outcome, detail)

@@ -29,29 +29,11 @@ import (
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authz"
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc/httpctest"
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/placeholder"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
-
-func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// reply answers every request with status and body.
-func reply(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
 
 func newSource(t *testing.T, cfg Config) *Source {
 	t.Helper()
@@ -114,7 +96,7 @@ func TestAnswers(t *testing.T) {
 		{"too long", 200, `{"result":"allow","pad":"` + strings.Repeat("x", MaxAnswerSize) + `"}`, authz.Deny},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSource(t, postConfig(serve(t, reply(tc.status, tc.body))))
+			s := newSource(t, postConfig(httpctest.Serve(t, httpctest.Reply(tc.status, tc.body))))
 			if got := ask(s, publish, "t/1"); got != tc.want {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
@@ -133,11 +115,11 @@ type captured struct {
 func capture(t *testing.T, answer string) (*httptest.Server, chan captured) {
 	t.Helper()
 	got := make(chan captured, 16)
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		got <- captured{method: r.Method, path: r.URL.EscapedPath(), rawQuery: r.URL.RawQuery, query: r.URL.Query(),
 			contentType: r.Header.Get("Content-Type"), header: r.Header.Clone(), body: body}
-		reply(200, answer)(w, r)
+		httpctest.Reply(200, answer)(w, r)
 	})
 	return srv, got
 }
@@ -267,9 +249,9 @@ func TestDotSegmentInPath(t *testing.T) {
 // instead of splitting the header.
 func TestHeaderInjection(t *testing.T) {
 	var hits atomic.Int64
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		reply(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := postConfig(srv)
 	cfg.Headers = map[string]string{"X-Topic": "${topic}"}
@@ -311,7 +293,7 @@ func TestFailClosed(t *testing.T) {
 
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	slow := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-hang:
 		case <-r.Context().Done():
@@ -319,9 +301,9 @@ func TestFailClosed(t *testing.T) {
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/authz", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusTemporaryRedirect) })
-	mux.HandleFunc("/ok", reply(200, `{"result":"allow"}`))
-	redirect := serve(t, mux.ServeHTTP)
-	bad := serve(t, reply(200, `{"result":`))
+	mux.HandleFunc("/ok", httpctest.Reply(200, `{"result":"allow"}`))
+	redirect := httpctest.Serve(t, mux.ServeHTTP)
+	bad := httpctest.Serve(t, httpctest.Reply(200, `{"result":`))
 
 	for _, tc := range []struct {
 		name string
@@ -367,13 +349,13 @@ func TestConcurrencyBound(t *testing.T) {
 	const limit, questions = 3, 20
 	var inflight, peak atomic.Int64
 	release := make(chan struct{})
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		n := inflight.Add(1)
 		defer inflight.Add(-1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
 		<-release
-		reply(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := postConfig(srv)
 	cfg.MaxConcurrency = limit
@@ -411,10 +393,10 @@ func TestConcurrencyBound(t *testing.T) {
 func TestConcurrencySlotsExhausted(t *testing.T) {
 	var arrived atomic.Int64
 	release := make(chan struct{})
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httpctest.Serve(t, func(w http.ResponseWriter, r *http.Request) {
 		arrived.Add(1)
 		<-release
-		reply(200, `{"result":"allow"}`)(w, r)
+		httpctest.Reply(200, `{"result":"allow"}`)(w, r)
 	})
 	cfg := postConfig(srv)
 	cfg.MaxConcurrency = 1
@@ -479,7 +461,7 @@ func writeCA(t *testing.T) (string, tls.Certificate) {
 
 func TestTLSCustomCA(t *testing.T) {
 	caFile, cert := writeCA(t)
-	srv := httptest.NewUnstartedServer(reply(200, `{"result":"allow"}`))
+	srv := httptest.NewUnstartedServer(httpctest.Reply(200, `{"result":"allow"}`))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
@@ -548,7 +530,7 @@ func TestValidate(t *testing.T) {
 		{"empty field name", Config{URL: u, Body: map[string]string{"": "x"}}, "empty field"},
 		{"method", Config{Method: "put", URL: u}, "method"},
 		{"bad header name", Config{URL: u, Headers: map[string]string{"X Y": "1"}}, "header name"},
-		{"managed header", Config{URL: u, Headers: map[string]string{"Host": "x"}}, "set by the HTTP client"},
+		{"managed header", Config{URL: u, Headers: map[string]string{"Host": "x"}}, "managed by the HTTP client"},
 		{"CRLF in header", Config{URL: u, Headers: map[string]string{"X-A": "1\r\nX-B: 2"}}, "control"},
 		{"content-type form", Config{URL: u, Headers: map[string]string{"Content-Type": mimeForm}}, ""},
 		{"content-type other", Config{URL: u, Headers: map[string]string{"Content-Type": "text/plain"}}, "content-type"},

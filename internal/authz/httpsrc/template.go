@@ -89,6 +89,20 @@ func (t *template) hasVars() bool {
 	return false
 }
 
+// values are what a template expands with: the client's and the question's.
+type values struct {
+	client placeholder.Values
+	q      *question
+}
+
+// HasVars implements httpc.Template.
+func (t *template) HasVars() bool { return t.hasVars() }
+
+// Expand implements httpc.Template.
+func (t *template) Expand(v values, escape func(string) string) string {
+	return t.expand(v.client, v.q, escape)
+}
+
 // question is what the question variables expand to.
 type question struct {
 	action, topic, qos, retain string

@@ -1,6 +1,11 @@
-// Package httpc builds the HTTP clients Rampart uses to ask outside services (the HTTP
-// authenticator and authorization source): bounded connections reused between requests,
-// every phase under a deadline, no proxy from the environment, and no redirects followed.
+// Package httpc is what the HTTP authenticator and the HTTP authorization source share to
+// ask an outside service. New builds the client: bounded connections reused between
+// requests, every phase under a deadline, no proxy from the environment, and no redirects
+// followed. RequestConfig is the configuration both accept (method, url, body, headers,
+// request_timeout, ssl, max_concurrency, on_error, allow_plain_http); Compile validates it
+// with the caller's template parser, and the compiled Request builds each HTTP request
+// with every value escaped for where it lands, so no value can change the host, add a
+// query parameter or a header.
 package httpc
 
 import (
