@@ -28,13 +28,15 @@ type Config struct {
 	Method string
 	// BindDN finds the user's entry by name, e.g.
 	// uid=${username},ou=users,dc=example,dc=com. Placeholder values are escaped as DN
-	// values (RFC 4514); they may stand in attribute values only. Give BindDN or Filter.
-	// (bind_dn)
+	// values (RFC 4514); they may stand in attribute values only. An attribute of the
+	// first RDN whose whole value is one placeholder must hold that value byte for byte in
+	// the entry, which the service account reads. Give BindDN or Filter. (bind_dn)
 	BindDN string
 	// Filter finds the user's entry by a subtree search under base_dn, e.g.
 	// (&(objectClass=mqttUser)(uid=${username})); exactly one entry must match.
 	// Placeholder values are escaped as filter values (RFC 4515); they may stand in
-	// assertion values only. Give BindDN or Filter. (filter)
+	// assertion values only. An equality assertion whose whole value is one placeholder
+	// must hold byte for byte in the entry found. Give BindDN or Filter. (filter)
 	Filter string
 	// PasswordAttribute is the attribute holding the password hash for the hash method;
 	// default userPassword. (password_attribute)

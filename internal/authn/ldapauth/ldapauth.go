@@ -21,13 +21,19 @@
 // unavailable (Server busy for a saturated pool), or Ignore with on_error: ignore. Each
 // CONNECT asks the directory: deleting a user refuses that user's next connection.
 //
-// Which user names are the same is the directory's matching rules' business, not
-// Rampart's: with uid's caseIgnoreMatch and RFC 4518 string preparation, "ALICE",
-// " alice" and "ａｌｉｃｅ" (full-width) all find alice's entry, and log in with alice's
-// password as alice, while the MQTT user name (and so ${username} in ACL rules and the
-// user name other rules compare) stays what the client sent. Rules elsewhere that name
-// users should not rely on the exact spelling unless the directory's attribute matches
-// exactly.
+// User names match byte for byte. The directory's matching rules fold: with uid's
+// caseIgnoreMatch and RFC 4518 string preparation, "ALICE", " alice" and "ａｌｉｃｅ"
+// (full-width) all find alice's entry, while the client keeps the MQTT user name it sent
+// (the name ${username} in ACL rules and other authenticators see). So the entry must
+// also hold each placeholder's value exactly: with a filter, every equality assertion
+// whose whole value is one placeholder, such as (uid=${username}), is compared with the
+// attribute's values in the entry found (under "|", one branch must hold); with bind_dn,
+// every attribute of the first RDN whose whole value is one placeholder, such as
+// uid=${username}, is compared with the entry's values, read as the service account
+// after the user's bind (method bind) or with the password (method hash). An entry that
+// matches only under the directory's folding is no such user. Values that are only part
+// of an assertion or RDN ((mail=${username}@example.com), substrings, extensible
+// matches, the DN's other RDNs) are left to the directory's rules.
 package ldapauth
 
 import (
@@ -35,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
@@ -177,10 +184,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 			return a.fail(info, err, "bind as the user: %v", err)
 		}
 		if entry == nil {
-			// Named by bind_dn: read the superuser flag as the service account. An
-			// entry the service account may not see is no superuser.
-			if entry, err = a.pool.Read(ctx, dn, []string{a.s.superAttr}); err != nil {
+			// Named by bind_dn: read the superuser flag, and the RDN's values to
+			// compare, as the service account. An entry the service account may not
+			// see is no superuser, and passes the comparison only when there is
+			// nothing to compare.
+			if entry, err = a.pool.Read(ctx, dn, addAttrs([]string{a.s.superAttr}, a.s.dn.ExactAttrs())); err != nil {
 				return a.fail(info, err, "reading %s of the entry named by bind_dn %s: %v", a.s.superAttr, a.s.dn.String(), err)
+			}
+			if res, ok := a.exact(info, a.s.dn.Exact(placeholder.Values{Info: info}, entry)); !ok {
+				return res
 			}
 		}
 	}
@@ -204,14 +216,18 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 			return "", nil, a.fail(info, err, "%v", err), false
 		}
 		if !a.s.hash {
+			// The RDN is compared after the bind, with the superuser flag.
 			return dn, nil, authn.Result{}, true
 		}
-		e, err := a.pool.Read(ctx, dn, attrs)
+		e, err := a.pool.Read(ctx, dn, addAttrs(attrs, a.s.dn.ExactAttrs()))
 		switch {
 		case err != nil:
 			return "", nil, a.fail(info, err, "reading %s: %v", dn, err), false
 		case e == nil:
 			return "", nil, authn.Denied(packet.BadUserNameOrPassword, "no such user in ldap"), false
+		}
+		if res, ok := a.exact(info, a.s.dn.Exact(vals, e)); !ok {
+			return "", nil, res, false
 		}
 		return dn, e, authn.Result{}, true
 	}
@@ -222,7 +238,7 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 	if err != nil {
 		return "", nil, a.fail(info, err, "%v", err), false
 	}
-	r, err := a.pool.Search(ctx, "", filter, attrs, 1)
+	r, err := a.pool.Search(ctx, "", filter, addAttrs(attrs, a.s.filter.ExactAttrs()), 1)
 	switch {
 	case err != nil:
 		return "", nil, a.fail(info, err, "searching with filter %s: %v", a.s.filter.String(), err), false
@@ -235,7 +251,40 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 			"client", info.ClientID, "filter", a.s.filter.String())
 		return "", nil, authn.Denied(packet.BadUserNameOrPassword, "the filter matches more than one ldap entry"), false
 	}
+	if res, ok := a.exact(info, a.s.filter.Exact(vals, r.Entries[0])); !ok {
+		return "", nil, res, false
+	}
 	return r.Entries[0].DN, r.Entries[0], authn.Result{}, true
+}
+
+// exact turns the result of an exact comparison (Filter.Exact, DN.Exact) into the
+// answer: nothing (ok) when the entry holds the client's values byte for byte, otherwise
+// no such user. The detail (which the chain logs) and this package's debug line name the
+// entry, attributes and variables, never a value: neither the password nor the user name
+// (which may be a token).
+func (a *Authenticator) exact(info *clientinfo.Info, err error) (authn.Result, bool) {
+	if err == nil {
+		return authn.Result{}, true
+	}
+	a.log.Debug("ldap authentication: the entry matches the client only under the directory's matching rules; refused as no such user",
+		"client", info.ClientID, "err", err.Error())
+	return authn.Denied(packet.BadUserNameOrPassword, "no such user in ldap: "+err.Error()), false
+}
+
+// addAttrs appends to attrs those of more it does not hold (attribute names compare
+// without regard to ASCII case).
+func addAttrs(attrs, more []string) []string {
+	out := slices.Clip(attrs) // append copies: attrs stays the caller's
+next:
+	for _, m := range more {
+		for _, a := range out {
+			if strings.EqualFold(a, m) {
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // compare checks the password against the entry's password attribute (method hash).

@@ -235,28 +235,75 @@ func TestInjection(t *testing.T) {
 	check(t, login(b, "*", ptr("star-pw")), authn.Allow, 0, false)
 }
 
-// TestDirectoryEquivalence documents that the directory's matching rules, not Rampart,
-// decide which user names are the same: uid uses caseIgnoreMatch with RFC 4518 string
-// preparation (case folding, insignificant spaces, Unicode compatibility forms), so
-// "ALICE", " alice" and "ａｌｉｃｅ" all find alice's entry. They log in with alice's
-// password only, as alice's entry; never with another user's password.
+// fullWidth spells an ASCII name with the full-width forms (U+FF01...), which RFC 4518's
+// compatibility normalization folds to ASCII.
+func fullWidth(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if '!' <= r && r <= '~' {
+			r += 'ａ' - 'a'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// TestDirectoryEquivalence: uid uses caseIgnoreMatch with RFC 4518 string preparation
+// (case folding, insignificant spaces, Unicode compatibility forms), so the directory
+// finds alice's entry for "ALICE", " alice", "alice " and "ａｌｉｃｅ". The authenticator
+// compares the entry's uid with the user name byte for byte and refuses those names as
+// no such user, even with alice's right password, with both ways of naming the entry and
+// both methods; "alice" still logs in. A name stored with capitals logs in only as
+// stored.
 func TestDirectoryEquivalence(t *testing.T) {
 	s := seed(t, nil)
-	for _, cfg := range []Config{
-		{Backend: backend(s), BindDN: "uid=${username}," + s.UsersDN},
-		{Backend: backend(s), Filter: "(uid=${username})"},
-	} {
-		a, _ := newAuth(t, cfg)
-		for _, user := range []string{"ALICE", " alice", "alice ", "ａｌｉｃｅ"} {
-			for _, pw := range passwords {
-				res := login(a, user, ptr(pw))
-				if pw == "alice-pw" {
-					check(t, res, authn.Allow, 0, false)
+	s.AddUser(t, "Hashed", "{SSHA256}"+b64(sum(sha256.New, "hashed-pw", "s4lt")), false, nil, nil, nil)
+	s.AddUser(t, "Bob", "bob-pw", false, nil, nil, nil)
+	byDN := "uid=${username}," + s.UsersDN
+	configs := []struct {
+		name       string
+		cfg        Config
+		user, pw   string // who logs in
+		foldedOnly []string
+	}{
+		{"bind_dn", Config{Backend: backend(s), BindDN: byDN}, "alice", "alice-pw", nil},
+		{"filter", Config{Backend: backend(s), Filter: "(&(objectClass=mqttUser)(uid=${username}))"}, "alice", "alice-pw", nil},
+		{"filter or", Config{Backend: backend(s), Filter: "(|(uid=${username})(cn=${username}))"}, "alice", "alice-pw", nil},
+		{"filter hash", Config{Backend: backend(s), Filter: "(uid=${username})", Method: MethodHash}, "Hashed", "hashed-pw", nil},
+		{"bind_dn hash", Config{Backend: backend(s), BindDN: byDN, Method: MethodHash}, "Hashed", "hashed-pw", nil},
+		{"stored with a capital", Config{Backend: backend(s), Filter: "(uid=${username})"}, "Bob", "bob-pw", []string{"bob"}},
+	}
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			a, logs := newAuth(t, c.cfg)
+			check(t, login(a, c.user, ptr(c.pw)), authn.Allow, 0, false)
+			folded := append([]string{
+				strings.ToUpper(c.user), strings.ToLower(c.user), " " + c.user, c.user + " ", "  " + c.user + "  ",
+				fullWidth(c.user),
+			}, c.foldedOnly...)
+			for _, user := range folded {
+				if user == c.user {
 					continue
 				}
-				check(t, res, authn.Deny, packet.BadUserNameOrPassword, false)
+				for _, pw := range append([]string{c.pw}, passwords...) {
+					res := login(a, user, ptr(pw))
+					check(t, res, authn.Deny, packet.BadUserNameOrPassword, false)
+					if pw == c.pw && !strings.Contains(res.Detail, "matching rules") {
+						t.Errorf("%q with the right password: %s, want the entry refused for matching only under the directory's rules", user, res.Detail)
+					}
+					if strings.Contains(res.Detail, pw) {
+						t.Errorf("%q: the password is in the detail: %s", user, res.Detail)
+					}
+				}
 			}
-		}
+			noPasswordIn(t, logs, authn.Result{})
+			if strings.Contains(logs.String(), "hashed-pw") || strings.Contains(logs.String(), "bob-pw") {
+				t.Errorf("a password leaks into the log:\n%s", logs.String())
+			}
+			if !strings.Contains(logs.String(), "only under the directory's matching rules") {
+				t.Errorf("the refusal is not logged:\n%s", logs.String())
+			}
+		})
 	}
 }
 

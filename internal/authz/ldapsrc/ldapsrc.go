@@ -16,6 +16,13 @@
 // value that is not a valid topic filter decides Deny for that question (no match with
 // on_error: ignore), and the entry is read again at the next question: a partly read or
 // partly understood rule list is never used.
+//
+// The directory's matching rules may fold case, spaces and Unicode forms (uid's
+// caseIgnoreMatch finds alice's entry for "ALICE", " alice" or "ａｌｉｃｅ"), so the entry
+// found must also hold, byte for byte, the value of each placeholder that is the whole
+// value of an equality assertion of the filter, such as (uid=${username}) (under "|", one
+// branch must hold). An entry that matches only under the directory's folding is no
+// entry: no rules.
 package ldapsrc
 
 import (
@@ -24,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	"github.com/rampart-mqtt/rampart/internal/authz"
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
@@ -46,7 +54,9 @@ type Config struct {
 	Backend ldap.Config
 	// Filter finds the client's entry by a subtree search under base_dn, e.g.
 	// (&(objectClass=mqttUser)(uid=${username})); at most one entry may match.
-	// Placeholders may stand in assertion values only; ${password} is refused. (filter)
+	// Placeholders may stand in assertion values only; ${password} is refused. An
+	// equality assertion whose whole value is one placeholder must hold byte for byte in
+	// the entry found. (filter)
 	Filter string
 	// PublishAttribute holds the topic filters the client may publish to; default
 	// mqttPublishTopic. (publish_attribute)
@@ -85,6 +95,7 @@ var attrName = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)(;[
 type settings struct {
 	filter   *ldap.Filter
 	attrs    [3]string // publish, subscribe, all
+	search   []string  // attrs and the filter's ExactAttrs: what a search asks for
 	maxRules int
 	ignore   bool
 }
@@ -141,6 +152,16 @@ func (c Config) settings(baseDN string) (*settings, error) {
 		return nil, errors.New("base_dn: required (where the search starts)")
 	}
 	s.filter = f
+	s.search = append([]string(nil), s.attrs[:]...)
+next:
+	for _, a := range f.ExactAttrs() {
+		for _, b := range s.search {
+			if strings.EqualFold(a, b) {
+				continue next
+			}
+		}
+		s.search = append(s.search, a)
+	}
 	return s, nil
 }
 
@@ -248,7 +269,7 @@ func (s *Source) read(ctx context.Context, info *clientinfo.Info) (*authz.Client
 	case err != nil:
 		return nil, err
 	default:
-		res, err := s.pool.Search(ctx, "", filter, s.s.attrs[:], 1)
+		res, err := s.pool.Search(ctx, "", filter, s.s.search, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +277,12 @@ func (s *Source) read(ctx context.Context, info *clientinfo.Info) (*authz.Client
 			return nil, fmt.Errorf("the filter %s matches more than one entry", filter)
 		}
 		if len(res.Entries) == 1 {
-			if rules, origin, err = s.toRules(res.Entries[0]); err != nil {
+			if err := s.s.filter.Exact(placeholder.Values{Info: info}, res.Entries[0]); err != nil {
+				// No entry, no rules. The error names attributes and variables, never a
+				// value (the user name may be a token).
+				s.log.Debug("ldap authorization: the entry matches the client only under the directory's matching rules; no rules",
+					"client", info.ClientID, "err", err.Error())
+			} else if rules, origin, err = s.toRules(res.Entries[0]); err != nil {
 				return nil, err
 			}
 		}

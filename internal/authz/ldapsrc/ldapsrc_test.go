@@ -1,9 +1,12 @@
 package ldapsrc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,6 +124,63 @@ func TestAuthorize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := decide(src, tt.user, tt.a, tt.topic); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDirectoryEquivalence: uid's caseIgnoreMatch (RFC 4518 preparation) finds alice's
+// entry for "ALICE", " alice", "alice " and "ａｌｉｃｅ"; the source compares the entry's
+// uid with the user name byte for byte, so those names get none of alice's rules (no
+// match: the next source decides), while "alice" gets them. With "|", one branch holding
+// exactly is enough.
+func TestDirectoryEquivalence(t *testing.T) {
+	s := seed(t, nil)
+	for _, f := range []string{filter, "(|(uid=${username})(cn=${username}))"} {
+		t.Run(f, func(t *testing.T) {
+			logs := &syncBuffer{}
+			src, err := New(Config{Backend: backend(s), Filter: f},
+				slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(src.Close)
+			for _, a := range []authz.Action{pub, sub} {
+				if got := decide(src, "alice", a, "shared/x"); got != authz.Allow {
+					t.Fatalf("alice, %v: %v, want allow", a.Kind, got)
+				}
+			}
+			for _, user := range []string{"ALICE", "Alice", " alice", "alice ", "  alice  ", "ａｌｉｃｅ", "ＡＬＩＣＥ"} {
+				for _, tc := range []struct {
+					a     authz.Action
+					topic string
+				}{{pub, "shared/x"}, {sub, "shared/#"}, {pub, "devices/dev1/telemetry"}, {sub, "devices/dev1/commands"}} {
+					if got := decide(src, user, tc.a, tc.topic); got != authz.NoMatch {
+						t.Errorf("%q, %v %s: %v, want no match", user, tc.a.Kind, tc.topic, got)
+					}
+				}
+			}
+			// The entry was found and refused, not missed.
+			if n := strings.Count(logs.String(), "only under the directory's matching rules"); n < 7 {
+				t.Errorf("%d refusals logged, want one per folded name at least:\n%s", n, logs.String())
 			}
 		})
 	}

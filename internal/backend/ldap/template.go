@@ -25,10 +25,15 @@ const probeValue = "x"
 // (&(objectClass=mqttUser)(uid=${username})). Placeholders may only stand in assertion
 // values (after the "=" of a filter item); each value is escaped with RFC 4515's rules
 // when the filter is expanded, so "*", "(", ")", "\" and NUL in a user name are matched as
-// text and can neither add filter items nor turn an equality into a wildcard. A Filter is
-// immutable.
+// text and can neither add filter items nor turn an equality into a wildcard.
+//
+// The directory compares with its matching rules, which may fold case, spaces and
+// Unicode forms; an equality assertion whose whole value is one placeholder, such as
+// (uid=${username}), must also hold byte for byte in the entry found (see Exact). A
+// Filter is immutable.
 type Filter struct {
-	t *placeholder.Template
+	t     *placeholder.Template
+	exact *exactNode
 }
 
 // CompileFilter reads a configured filter. It refuses, naming the problem: an empty
@@ -50,7 +55,11 @@ func CompileFilter(src string, o placeholder.Options) (*Filter, error) {
 	if _, err := goldap.CompileFilter(probe); err != nil {
 		return nil, fmt.Errorf("filter %q: does not parse: %w", src, err)
 	}
-	return &Filter{t: t}, nil
+	exact, err := filterExact(src)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", src, err)
+	}
+	return &Filter{t: t, exact: exact}, nil
 }
 
 // checkFilterPositions walks a filter and refuses a "${" outside an assertion value.
@@ -113,6 +122,19 @@ func (f *Filter) String() string { return f.t.String() }
 // HasVars reports whether the filter uses any placeholder.
 func (f *Filter) HasVars() bool { return f.t.HasVars() }
 
+// ExactAttrs lists the attributes of the equality assertions whose whole value is one
+// placeholder ("uid" for (&(objectClass=mqttUser)(uid=${username}))): a search must ask
+// for them so that Exact can compare their values. Nil when there are none.
+func (f *Filter) ExactAttrs() []string { return f.exact.attrs(nil) }
+
+// Exact checks an entry the expanded filter found against the filter's equality
+// assertions whose whole value is one placeholder: the entry must hold a value of the
+// attribute equal, byte for byte, to the placeholder's raw value (before escaping). Under
+// "|" one branch must hold; under "!", and for every other kind of assertion, the
+// directory's answer stands. e must have been read with ExactAttrs. The error wraps
+// ErrNotExact and names attributes and variables, never values.
+func (f *Filter) Exact(v placeholder.Values, e *Entry) error { return f.exact.check(v, e) }
+
 // Expand returns the filter for one client, every placeholder value escaped with
 // ldap.EscapeFilter (RFC 4515). It fails, wrapping ErrEmptyValue, when a placeholder has
 // no value.
@@ -126,9 +148,15 @@ func (f *Filter) Expand(v placeholder.Values) (string, error) {
 // DN is a distinguished name from the configuration (RFC 4514), e.g.
 // uid=${username},ou=users,dc=example,dc=com. Placeholders may only stand in attribute
 // values; each value is escaped with RFC 4514's rules when the DN is expanded, so a user
-// name such as "a,ou=admins" stays one value of one RDN. A DN is immutable.
+// name such as "a,ou=admins" stays one value of one RDN.
+//
+// The directory compares DNs with its matching rules, which may fold case, spaces and
+// Unicode forms; an attribute of the first RDN whose whole value is one placeholder, such
+// as uid=${username}, must also hold byte for byte in the entry (see Exact). A DN is
+// immutable.
 type DN struct {
-	t *placeholder.Template
+	t     *placeholder.Template
+	exact *exactNode
 	// shape is the number of attribute-value pairs of each RDN: the expansion must keep
 	// it (a check behind the escaping).
 	shape []int
@@ -157,7 +185,11 @@ func CompileDN(src string, o placeholder.Options) (*DN, error) {
 	if len(dn.RDNs) == 0 {
 		return nil, fmt.Errorf("bind_dn %q: no RDN", src)
 	}
-	return &DN{t: t, shape: dnShape(dn)}, nil
+	exact, err := dnExact(src, t)
+	if err != nil {
+		return nil, fmt.Errorf("bind_dn %q: %w", src, err)
+	}
+	return &DN{t: t, shape: dnShape(dn), exact: exact}, nil
 }
 
 func dnShape(dn *goldap.DN) []int {
@@ -228,6 +260,19 @@ func (d *DN) String() string { return d.t.String() }
 
 // HasVars reports whether the DN uses any placeholder.
 func (d *DN) HasVars() bool { return d.t.HasVars() }
+
+// ExactAttrs lists the attributes of the first RDN whose whole value is one placeholder
+// ("uid" for uid=${username},ou=users,dc=example,dc=com): a read of the entry must ask
+// for them so that Exact can compare their values. Nil when there are none.
+func (d *DN) ExactAttrs() []string { return d.exact.attrs(nil) }
+
+// Exact checks the entry named by the expanded DN: for each attribute of the first RDN
+// whose whole value is one placeholder, the entry must hold a value equal, byte for byte,
+// to the placeholder's raw value (before escaping). The other RDNs name other entries and
+// are left to the directory's matching rules. A nil e (no entry could be read) fails when
+// there is anything to check. e must have been read with ExactAttrs. The error wraps
+// ErrNotExact and names attributes and variables, never values.
+func (d *DN) Exact(v placeholder.Values, e *Entry) error { return d.exact.check(v, e) }
 
 // Expand returns the DN for one client, every placeholder value escaped with
 // ldap.EscapeDN (RFC 4514). It fails, wrapping ErrEmptyValue, when a placeholder has no

@@ -169,3 +169,172 @@ func TestDNExpandEscapes(t *testing.T) {
 		t.Errorf("empty user name: %v, want ErrEmptyValue", err)
 	}
 }
+
+func entry(dn string, attrs map[string][]string) *Entry {
+	e := &Entry{DN: dn}
+	for k, v := range attrs {
+		e.attrs = append(e.attrs, &goldap.EntryAttribute{Name: k, Values: v})
+	}
+	return e
+}
+
+func TestFilterExactAttrs(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{"(&(objectClass=mqttUser)(uid=${username}))", []string{"uid"}},
+		{"(uid=${username})", []string{"uid"}},
+		{"(&(uid=${username})(UID=${username})(cn=${clientid}))", []string{"uid", "cn"}},
+		{"(|(uid=${username})(mail=${username}))", []string{"uid", "mail"}},
+		{"(&(objectClass=mqttUser)(|(uid=${username})(cn=${username})))", []string{"uid", "cn"}},
+		{"(uid;lang-en=${username})", []string{"uid;lang-en"}},
+		{"(uid=${client_attrs.a)b})", []string{"uid"}},
+		// The directory alone decides these.
+		{"(|(uid=${username})(mail=${username}@example.com))", nil},
+		{"(|(uid=${username})(objectClass=admin))", nil},
+		{"(!(uid=${username}))", nil},
+		{"(uid=${username}*)", nil},
+		{"(uid=*${username})", nil},
+		{"(uid=a${username})", nil},
+		{"(uid= ${username})", nil},
+		{`(uid=\61${username})`, nil},
+		{"(uid=${username}${clientid})", nil},
+		{"(uid:caseExactMatch:=${username})", nil},
+		{"(uid:dn:=${username})", nil},
+		{"(uid~=${username})", nil},
+		{"(uidNumber>=${clientid})", nil},
+		{"(uidNumber<=${clientid})", nil},
+		{"(objectClass=mqttUser)", nil},
+	}
+	for _, tt := range tests {
+		f, err := CompileFilter(tt.src, placeholder.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.src, err)
+		}
+		if got := f.ExactAttrs(); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: ExactAttrs %q, want %q", tt.src, got, tt.want)
+		}
+	}
+}
+
+func TestFilterExact(t *testing.T) {
+	and, err := CompileFilter("(&(objectClass=mqttUser)(uid=${username})(cn=${clientid}))", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	or, err := CompileFilter("(|(uid=${username})(mail=${username}))", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := entry("uid=alice,dc=x", map[string][]string{"UID": {"Alice", "alice"}, "cn": {"c1"}, "mail": {"a@x"}})
+	vals := func(user, client string) placeholder.Values {
+		return placeholder.Values{Info: &clientinfo.Info{Username: user, ClientID: client}, Password: []byte("secret")}
+	}
+	tests := []struct {
+		name  string
+		f     *Filter
+		v     placeholder.Values
+		e     *Entry
+		ok    bool
+		empty bool // the error says an attribute came back empty
+	}{
+		{"every value exact", and, vals("alice", "c1"), alice, true, false},
+		{"another value of the attribute", and, vals("Alice", "c1"), alice, true, false},
+		{"case", and, vals("ALICE", "c1"), alice, false, false},
+		{"leading space", and, vals(" alice", "c1"), alice, false, false},
+		{"trailing space", and, vals("alice ", "c1"), alice, false, false},
+		{"full width", and, vals("ａｌｉｃｅ", "c1"), alice, false, false},
+		{"second assertion", and, vals("alice", "C1"), alice, false, false},
+		{"attribute not read", and, vals("alice", "c1"), entry("uid=alice,dc=x", map[string][]string{"uid": {"alice"}}), false, true},
+		{"no entry", and, vals("alice", "c1"), nil, false, true},
+		{"or: first branch", or, vals("alice", ""), alice, true, false},
+		{"or: second branch", or, vals("a@x", ""), alice, true, false},
+		{"or: neither", or, vals("A@X", ""), alice, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.f.Exact(tt.v, tt.e)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Exact: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotExact) {
+				t.Fatalf("Exact: %v, want ErrNotExact", err)
+			}
+			if strings.Contains(err.Error(), "came back empty") != tt.empty {
+				t.Errorf("Exact: %v", err)
+			}
+			// The entry's DN is named; the client's values are not.
+			msg := err.Error()
+			if tt.e != nil {
+				msg = strings.TrimPrefix(msg, tt.e.DN)
+			}
+			for _, leak := range []string{"secret", tt.v.Info.Username} {
+				if strings.Contains(msg, leak) {
+					t.Errorf("Exact's error holds %q: %v", leak, err)
+				}
+			}
+		})
+	}
+	// Nothing to compare: every entry passes, even none.
+	loose, err := CompileFilter("(uid=${username}*)", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loose.Exact(vals("ALICE", ""), nil); err != nil {
+		t.Errorf("no exact assertion: %v", err)
+	}
+}
+
+func TestDNExact(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{"uid=${username},ou=users,dc=example,dc=com", []string{"uid"}},
+		{"UID=${username},ou=users,dc=example,dc=com", []string{"UID"}},
+		{"uid=${username}+cn=${clientid},dc=x", []string{"uid", "cn"}},
+		{"uid=${username}+cn=device,dc=x", []string{"uid"}},
+		{"cn=pre-${username},dc=x", nil},
+		{"cn=${username}${clientid},dc=x", nil},
+		{"uid=alice,ou=${username},dc=x", nil},
+	}
+	for _, tt := range tests {
+		d, err := CompileDN(tt.src, placeholder.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.src, err)
+		}
+		if got := d.ExactAttrs(); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: ExactAttrs %q, want %q", tt.src, got, tt.want)
+		}
+	}
+	d, err := CompileDN("uid=${username}+cn=${clientid},ou=users,dc=x", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entry("uid=alice+cn=c1,ou=users,dc=x", map[string][]string{"uid": {"alice"}, "cn": {"c1"}})
+	v := func(user string) placeholder.Values {
+		return placeholder.Values{Info: &clientinfo.Info{Username: user, ClientID: "c1"}}
+	}
+	if err := d.Exact(v("alice"), e); err != nil {
+		t.Errorf("alice: %v", err)
+	}
+	for _, user := range []string{"ALICE", " alice", "ａｌｉｃｅ"} {
+		if err := d.Exact(v(user), e); !errors.Is(err, ErrNotExact) {
+			t.Errorf("%q: %v, want ErrNotExact", user, err)
+		}
+	}
+	if err := d.Exact(v("alice"), nil); !errors.Is(err, ErrNotExact) {
+		t.Errorf("no entry: %v, want ErrNotExact", err)
+	}
+	loose, err := CompileDN("cn=pre-${username},dc=x", placeholder.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loose.Exact(v("ALICE"), nil); err != nil {
+		t.Errorf("nothing to compare: %v", err)
+	}
+}
