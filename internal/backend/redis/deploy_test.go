@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/testsvc"
 )
@@ -149,4 +151,33 @@ func TestSentinelPassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLearnedAddressPlainText: without TLS, an address learned from a sentinel or a
+// cluster node must be on loopback; one elsewhere is refused without dialing.
+func TestLearnedAddressPlainText(t *testing.T) {
+	dial := loopbackDialer(time.Second)
+	for _, tc := range []struct {
+		addr   string
+		wantOK bool
+	}{
+		{"192.0.2.7:6379", false}, // TEST-NET-1: refused before any packet
+		{"[2001:db8::7]:6379", false},
+		{"db.example:6379", false},
+	} {
+		c, err := dial(context.Background(), "tcp", tc.addr)
+		if c != nil {
+			c.Close()
+		}
+		if (err == nil) != tc.wantOK || (err != nil && !strings.Contains(err.Error(), "not on loopback")) {
+			t.Errorf("%s: %v, want refused for plain text", tc.addr, err)
+		}
+	}
+	// A loopback address is dialled.
+	sentinel, _ := testsvc.StartRedisSentinel(t)
+	c, err := dial(context.Background(), "tcp", sentinel)
+	if err != nil {
+		t.Fatalf("loopback %s: %v", sentinel, err)
+	}
+	c.Close()
 }

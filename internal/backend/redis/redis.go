@@ -102,6 +102,12 @@ func New(cfg Config) (*Client, error) {
 			insecure = true
 		}
 	}
+	// Sentinels report the master's address and cluster nodes each other's: without TLS,
+	// those learned addresses must be on loopback too, unless plain text is allowed.
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	if tc == nil && !cfg.AllowPlainText {
+		dial = loopbackDialer(cfg.DialTimeout)
+	}
 	// The wait for a pooled connection may happen twice (go-redis retries a pool
 	// timeout once), and the command needs time after it.
 	wait := min(cfg.CommandTimeout/3, maxPoolWait)
@@ -116,6 +122,7 @@ func New(cfg Config) (*Client, error) {
 		c.addr = "sentinel:" + cfg.MasterName + "@" + strings.Join(cfg.Addrs, ",")
 		c.rdb = goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName:            cfg.MasterName,
+			Dialer:                dial,
 			SentinelAddrs:         cfg.Addrs,
 			SentinelUsername:      cfg.SentinelUsername,
 			SentinelPassword:      spw,
@@ -140,6 +147,7 @@ func New(cfg Config) (*Client, error) {
 		c.addr = "cluster:" + strings.Join(cfg.Addrs, ",")
 		c.rdb = goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                 cfg.Addrs,
+			Dialer:                dial,
 			Username:              cfg.Username,
 			Password:              pw,
 			Protocol:              2,
@@ -288,3 +296,20 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Close closes the pool's connections.
 func (c *Client) Close() error { return c.rdb.Close() }
+
+// loopbackDialer dials plain TCP to loopback addresses only: an address learned from a
+// sentinel or a cluster node that is elsewhere is refused before any packet is sent, as
+// a configured one is.
+func loopbackDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if !isLoopback(host) {
+			return nil, fmt.Errorf("redis: %s was learned from a sentinel or cluster node, is not on loopback, and ssl is not configured: refusing to send the password and commands in clear text (configure ssl or set allow_plaintext)", addr)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
