@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/rampart-mqtt/rampart/internal/authn/password"
 	"github.com/rampart-mqtt/rampart/internal/authn/sqlauth"
+	"github.com/rampart-mqtt/rampart/internal/backend/health"
 	"github.com/rampart-mqtt/rampart/internal/backend/ldap"
 	"github.com/rampart-mqtt/rampart/internal/backend/mysql"
 	"github.com/rampart-mqtt/rampart/internal/backend/postgres"
@@ -97,9 +99,33 @@ func compileSQL(backend, query string, o placeholder.Options) (sqlauth.Statement
 type connectors struct {
 	open    map[connKey]any // *redis.Client, *postgres.Pool, *mysql.Pool or *ldap.Pool by kind
 	closers []func()
+	log     *slog.Logger
 }
 
-func newConnectors() *connectors { return &connectors{open: map[connKey]any{}} }
+func newConnectors(log *slog.Logger) *connectors {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &connectors{open: map[connKey]any{}, log: log}
+}
+
+// watchHealth logs when the server of a new connector goes down or comes back.
+func (c *connectors) watchHealth(k connKey, h interface {
+	OnHealthChange(func(health.Snapshot))
+}) {
+	server := k.server
+	if server == "" {
+		server = k.servers
+	}
+	h.OnHealthChange(func(s health.Snapshot) {
+		if s.Up {
+			c.log.Info("backend reachable again: clients are served", "backend", k.kind, "server", server)
+			return
+		}
+		c.log.Warn("backend unreachable: clients that need it are refused (server unavailable) while reconnection backs off",
+			"backend", k.kind, "server", server, "err", s.LastErr)
+	})
+}
 
 // connKey describes one connection as configured: the kind of server and every key that
 // shapes its connector. password is the reference (file:... or env:...), not the secret.
@@ -142,6 +168,11 @@ func shared[T any](c *connectors, k connKey, open func() (T, error), closeFn fun
 	}
 	c.open[k] = v
 	c.closers = append(c.closers, func() { closeFn(v) })
+	if h, ok := any(v).(interface {
+		OnHealthChange(func(health.Snapshot))
+	}); ok {
+		c.watchHealth(k, h)
+	}
 	return v, nil
 }
 

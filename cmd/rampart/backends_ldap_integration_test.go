@@ -107,4 +107,44 @@ authorization:
 	} else {
 		c2.close()
 	}
+
+	// The directory goes down: clients are refused with Server unavailable and the
+	// operator reads it in the log; it comes back: clients get in again, and the log says so.
+	s.Stop()
+	if got, c3 := authConnect(t, addr, packet.V5, "admin-2", "root", "root-pw"); got != packet.ServerUnavailable {
+		t.Errorf("directory down: CONNACK 0x%02X, want 0x88", byte(got))
+		c3.close()
+	} else {
+		c3.close()
+	}
+	if !logSays(b, "backend unreachable") {
+		t.Error("no log line says the directory is unreachable")
+	}
+	s.Restart(t)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		got, c4 := authConnect(t, addr, packet.V5, "admin-3", "root", "root-pw")
+		c4.close()
+		if got == packet.Success {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("directory back: still refused with 0x%02X after 10s", byte(got))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !logSays(b, "backend reachable again") {
+		t.Error("no log line says the directory is back")
+	}
+}
+
+// logSays waits (at most 5s: the child's stderr is copied asynchronously) for the
+// broker's log to contain text.
+func logSays(b *brokerProc, text string) bool {
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(b.stderr.String(), text) {
+			return true
+		}
+	}
+	return false
 }

@@ -30,7 +30,7 @@ func testConn(t *testing.T) config.ServerConn {
 // whatever their cmd, query or filter; a difference in any other key gets another.
 func TestBackendConnectorsShare(t *testing.T) {
 	ctx := context.Background()
-	conns := newConnectors()
+	conns := newConnectors(nil)
 	defer conns.Close()
 	timeout := config.Duration(5 * time.Second)
 	ssl := config.ClientSSL{}
@@ -161,7 +161,7 @@ func TestBackendConnectorKey(t *testing.T) {
 // TestBackendConnectorsClose: a connector is opened once per key and closed once, in the
 // reverse order of opening.
 func TestBackendConnectorsClose(t *testing.T) {
-	conns := newConnectors()
+	conns := newConnectors(nil)
 	var opened, closed []string
 	open := func(k connKey) {
 		t.Helper()

@@ -200,7 +200,7 @@ func TestUserChangeDisconnects(t *testing.T) {
 	}
 	defer db.Close()
 	log := slog.New(slog.DiscardHandler)
-	conns := newConnectors()
+	conns := newConnectors(nil)
 	defer conns.Close()
 	auth, err := buildAuthn(ctx, cfg, db, conns, log)
 	if err != nil {

@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 	// One connector per configured Redis, SQL or LDAP connection, shared by the
 	// authenticators and the authorization sources; deferred first, it is closed after
 	// both of them.
-	conns := newConnectors()
+	conns := newConnectors(log)
 	defer conns.Close()
 	auth, err := buildAuthn(ctx, cfg, db, conns, log)
 	if err != nil {

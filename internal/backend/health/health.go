@@ -9,6 +9,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -43,6 +44,7 @@ type State struct {
 	lastErr  string    // the last failure, for operators
 	retryAt  time.Time // questions before this are refused
 	probeEnd time.Time // while after now, one question is out as a probe
+	onChange []func(Snapshot)
 }
 
 // probeWait bounds how long one probe holds the others back when its outcome is never
@@ -85,13 +87,38 @@ func (s *State) Allow() error {
 // Success records that the server answered.
 func (s *State) Success() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.probeEnd = time.Time{}
 	if s.failures == 0 {
+		s.mu.Unlock()
 		return
 	}
 	s.failures, s.lastErr, s.retryAt = 0, "", time.Time{}
+	flipped := !s.up
 	s.up, s.since = true, s.now()
+	s.notify(flipped) // unlocks
+}
+
+// OnChange registers fn to be called each time the server goes down (the first failure
+// after an answer) or comes back (the first answer after failures), with the new state.
+// fn runs on the goroutine that recorded the change, without the state's lock held.
+func (s *State) OnChange(fn func(Snapshot)) {
+	s.mu.Lock()
+	s.onChange = append(s.onChange, fn)
+	s.mu.Unlock()
+}
+
+// notify unlocks s.mu and, when flipped, calls the change listeners.
+func (s *State) notify(flipped bool) {
+	if !flipped || len(s.onChange) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	snap := Snapshot{Up: s.up, Since: s.since, Failures: s.failures, LastErr: s.lastErr}
+	fns := slices.Clone(s.onChange)
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(snap)
+	}
 }
 
 // Failure records that the server could not be reached or did not answer in time (not
@@ -99,7 +126,6 @@ func (s *State) Success() {
 // with each consecutive failure, from min up to max.
 func (s *State) Failure(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.probeEnd = time.Time{}
 	s.failures++
 	if err != nil {
@@ -110,9 +136,11 @@ func (s *State) Failure(err error) {
 		d *= 2
 	}
 	s.retryAt = s.now().Add(min(d, s.max))
+	flipped := s.up
 	if s.up {
 		s.up, s.since = false, s.now()
 	}
+	s.notify(flipped) // unlocks
 }
 
 // Abandon records that an allowed question ended without saying anything about the

@@ -67,3 +67,18 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("snapshot after success %+v", snap)
 	}
 }
+
+func TestOnChange(t *testing.T) {
+	s := New("db", time.Millisecond, time.Millisecond)
+	var got []bool
+	s.OnChange(func(snap Snapshot) { got = append(got, snap.Up) })
+	s.Success()                      // up already: no change
+	s.Failure(errors.New("refused")) // down
+	s.Failure(errors.New("refused")) // still down: no change
+	s.Abandon()                      // says nothing
+	s.Success()                      // back up
+	s.Success()                      // still up
+	if want := []bool{false, true}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("changes reported %v, want %v", got, want)
+	}
+}

@@ -576,3 +576,7 @@ func (p *Pool) dial(ctx context.Context) (*conn, error) {
 	_ = raw.SetDeadline(time.Time{})
 	return c, nil
 }
+
+// OnHealthChange registers fn to be called when the server goes down or comes back
+// (see health.State.OnChange).
+func (p *Pool) OnHealthChange(fn func(health.Snapshot)) { p.health.OnChange(fn) }

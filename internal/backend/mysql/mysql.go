@@ -296,3 +296,7 @@ func (p *Pool) acquire(ctx, qctx context.Context) error {
 	}
 	return fmt.Errorf("mysql %s: no connection within %v (all %d busy): %w", p.target, p.acquireTimeout, p.poolSize, health.ErrBusy)
 }
+
+// OnHealthChange registers fn to be called when the server goes down or comes back
+// (see health.State.OnChange).
+func (p *Pool) OnHealthChange(fn func(health.Snapshot)) { p.health.OnChange(fn) }

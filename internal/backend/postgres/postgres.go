@@ -281,3 +281,7 @@ func (p *Pool) describe(ctx context.Context, err error) error {
 	}
 	return fmt.Errorf("postgresql %s: %w", p.target, err)
 }
+
+// OnHealthChange registers fn to be called when the server goes down or comes back
+// (see health.State.OnChange).
+func (p *Pool) OnHealthChange(fn func(health.Snapshot)) { p.health.OnChange(fn) }

@@ -313,3 +313,7 @@ func loopbackDialer(timeout time.Duration) func(ctx context.Context, network, ad
 		return d.DialContext(ctx, network, addr)
 	}
 }
+
+// OnHealthChange registers fn to be called when the server goes down or comes back
+// (see health.State.OnChange).
+func (c *Client) OnHealthChange(fn func(health.Snapshot)) { c.health.OnChange(fn) }
