@@ -33,7 +33,8 @@ type Config struct {
 // Statement is a configured query as a connector compiled it (postgres.Query,
 // mysql.Query): every ${...} placeholder is a bound parameter, never SQL text. The
 // columns of its answer are found by name: password_hash (required), salt and
-// is_superuser (optional). Only the first row is used.
+// is_superuser (optional), and username (optional: when present, it must equal the
+// client's user name byte for byte). Only the first row is used.
 type Statement interface {
 	// String returns the query as configured.
 	String() string
@@ -85,6 +86,7 @@ const (
 	colHash      = "password_hash"
 	colSalt      = "salt"
 	colSuperuser = "is_superuser"
+	colUsername  = "username"
 )
 
 // QueryOptions are the placeholder rules a connector compiles the query with: every

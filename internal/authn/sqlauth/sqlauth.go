@@ -16,8 +16,10 @@
 // The server compares the user name as its column says. MySQL and MariaDB compare text
 // in the column's collation, by default case-insensitive and ignoring trailing spaces:
 // "ALICE " then finds alice's row (and, with alice's password, logs in as a client whose
-// ${username} is "ALICE "). Declare the column with a binary collation (utf8mb4_bin) or
-// compare with one in the query for exact matches.
+// ${username} is "ALICE "). Declare the column with a binary collation (utf8mb4_bin),
+// compare with one in the query, or select the username column too: when the query
+// returns a column named username, a row whose value is not byte for byte the client's
+// user name is treated as no row.
 package sqlauth
 
 import (
@@ -99,6 +101,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 		return authn.Ignored("no such user in " + a.s.backend)
 	}
 	hashCol, saltCol, suCol := rows.Column(colHash), rows.Column(colSalt), rows.Column(colSuperuser)
+	if userCol := rows.Column(colUsername); userCol >= 0 {
+		// The database found the row by its collation, which may fold case and spaces
+		// (MySQL's defaults do): a row whose user name is not byte for byte the client's
+		// belongs to another spelling, so it is no such user.
+		if name, ok := sqlrows.Text(rows.Values[0][userCol]); !ok || name != info.Username {
+			return authn.Ignored("no such user in " + a.s.backend + " (a row matched only under the database's collation)")
+		}
+	}
 	if hashCol < 0 {
 		return a.fail(info, packet.ServerUnavailable, "the query returns no %s column (columns: %s)", colHash, strings.Join(rows.Columns, ", "))
 	}

@@ -591,3 +591,26 @@ func TestMySQLTLS(t *testing.T) {
 		t.Errorf("detail %q does not say the certificate was refused", res.Detail)
 	}
 }
+
+// TestMySQLCollation: MariaDB's default collation finds alice's row for "ALICE" and
+// "alice "; selecting the username column makes such a row no row at all.
+func TestMySQLCollation(t *testing.T) {
+	s := startMySQL(t, nil)
+	seed(t, s)
+	cfg := Config{PasswordHashAlgorithm: HashAlgorithm{Name: "sha256"}}
+	folding := newAuth(t, s, cfg, emqxQuery, conn{})
+	check(t, login(folding, "ALICE", ptr("alice-pw")), authn.Allow, 0, false) // the collation's doing
+	exact := newAuth(t, s, cfg,
+		"SELECT username, password_hash, salt, is_superuser FROM mqtt_user WHERE username = ${username} LIMIT 1", conn{})
+	for _, tc := range []struct {
+		user string
+		want authn.Outcome
+	}{
+		{"alice", authn.Allow},
+		{"ALICE", authn.Ignore},
+		{"alice ", authn.Ignore},
+		{"Alice", authn.Ignore},
+	} {
+		check(t, login(exact, tc.user, ptr("alice-pw")), tc.want, 0, false)
+	}
+}
