@@ -187,9 +187,8 @@ type FailureLimiter struct {
 	log   *slog.Logger
 	seed  maphash.Seed
 
-	mu      sync.Mutex
-	entries map[key]*entry
-	expiry  expiryHeap // the same entries, soonest-expiring first
+	mu       sync.Mutex // guards counters and everything in it
+	counters expiringTable[key, *entry]
 }
 
 // NewFailureLimiter validates cfg and returns a limiter. A nil clock is the system clock; a
@@ -204,12 +203,14 @@ func NewFailureLimiter(cfg FailureLimiterConfig, clock Clock, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg = cfg.withDefaults()
 	return &FailureLimiter{
-		cfg:     cfg.withDefaults(),
-		clock:   clock,
-		log:     logger,
-		seed:    maphash.MakeSeed(),
-		entries: make(map[key]*entry),
+		cfg:   cfg,
+		clock: clock,
+		log:   logger,
+		seed:  maphash.MakeSeed(),
+		// A dropped counter's waiters look again.
+		counters: newExpiringTable(cfg.MaxEntries, func(e *entry) { e.wake(math.MaxInt) }),
 	}, nil
 }
 
@@ -220,7 +221,7 @@ func (l *FailureLimiter) Config() FailureLimiterConfig { return l.cfg }
 func (l *FailureLimiter) Entries() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.entries)
+	return l.counters.len()
 }
 
 // Check decides whether an authentication attempt from ip for username may go on to the
@@ -237,7 +238,7 @@ func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username stri
 		}
 		l.mu.Lock()
 		now := l.clock.Now()
-		l.purge(now)
+		l.counters.purge(now)
 		ipE := l.lookup(ipKey, now)
 		var userE *entry
 		if hasUser {
@@ -290,7 +291,7 @@ func (l *FailureLimiter) Failure(ip netip.Addr, username string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
-	l.purge(now)
+	l.counters.purge(now)
 	l.fail(ipKey, now, l.cfg.MaxFailuresPerIP, ip, "")
 	if hasUser {
 		l.fail(userKey, now, l.cfg.MaxFailuresPerUser, ip, username)
@@ -470,8 +471,8 @@ func (l *FailureLimiter) logCooldown(k key, ip netip.Addr, username string, fail
 
 // lookup returns k's counter brought up to date at now, or nil when there is none.
 func (l *FailureLimiter) lookup(k key, now time.Time) *entry {
-	e, ok := l.entries[k]
-	if !ok {
+	e := l.counters.get(k)
+	if e == nil {
 		return nil
 	}
 	l.update(e, now, func(*entry) {})
@@ -498,7 +499,7 @@ func (l *FailureLimiter) update(e *entry, now time.Time, change func(*entry)) {
 	}
 	switch {
 	case e.empty():
-		l.remove(e)
+		l.counters.remove(e)
 		return
 	case e.cooling() && !cooling:
 		e.wake(math.MaxInt) // to be refused
@@ -506,40 +507,15 @@ func (l *FailureLimiter) update(e *entry, now time.Time, change func(*entry)) {
 		e.wake(load - e.load())
 	}
 	e.expires = e.expiry(l.cfg.Window)
-	l.expiry.fix(e)
+	l.counters.fix(e)
 }
 
 // insert adds an empty counter for k, dropping the soonest-expiring one when the table is
 // full. The caller must give it something to count.
 func (l *FailureLimiter) insert(k key) *entry {
-	for len(l.entries) >= l.cfg.MaxEntries {
-		l.remove(l.expiry[0])
-	}
 	e := &entry{key: k}
-	l.entries[k] = e
-	l.expiry.push(e)
+	l.counters.insert(e)
 	return e
-}
-
-// remove drops e and wakes its waiters, who look again.
-func (l *FailureLimiter) remove(e *entry) {
-	if e.index < 0 {
-		return
-	}
-	delete(l.entries, e.key)
-	l.expiry.remove(e)
-	e.wake(math.MaxInt)
-}
-
-// maxPurge bounds the expired counters one call drops, so no single caller pays for a
-// large batch expiring together; the rest go on later calls.
-const maxPurge = 64
-
-// purge drops counters whose state has entirely expired at now.
-func (l *FailureLimiter) purge(now time.Time) {
-	for i := 0; i < maxPurge && len(l.expiry) > 0 && !now.Before(l.expiry[0].expires); i++ {
-		l.remove(l.expiry[0])
-	}
 }
 
 // clip shortens s to at most n bytes on a rune boundary.

@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"container/heap"
 	"container/list"
 	"net/netip"
 	"time"
@@ -31,7 +30,7 @@ type entry struct {
 	pending       int       // admitted attempts not yet resolved
 	lastAdmit     time.Time // the latest admission, to forget unresolved ones
 	expires       time.Time // when nothing of the above matters any more
-	index         int       // position in expiryHeap; -1 once removed
+	index         int       // position in the table's expiry heap; -1 once removed
 	waiters       *list.List
 }
 
@@ -40,6 +39,10 @@ type waiter struct {
 	ch    chan struct{}
 	woken bool
 }
+
+func (e *entry) due() time.Time { return e.expires }
+func (e *entry) slot() *int     { return &e.index }
+func (e *entry) tableKey() key  { return e.key }
 
 func (e *entry) cooling() bool { return !e.cooldownUntil.IsZero() }
 
@@ -93,47 +96,5 @@ func (e *entry) wake(n int) {
 		w := e.waiters.Remove(e.waiters.Front()).(*waiter)
 		w.woken = true
 		close(w.ch)
-	}
-}
-
-// expiryHeap orders entries by expires, soonest first.
-type expiryHeap []*entry
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-
-// Push and Pop serve container/heap; use push, fix and remove.
-func (h *expiryHeap) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old) - 1
-	e := old[n]
-	old[n] = nil
-	e.index = -1
-	*h = old[:n]
-	return e
-}
-
-func (h *expiryHeap) push(e *entry) { heap.Push(h, e) }
-
-func (h *expiryHeap) fix(e *entry) {
-	if e.index >= 0 {
-		heap.Fix(h, e.index)
-	}
-}
-
-func (h *expiryHeap) remove(e *entry) {
-	if e.index >= 0 {
-		heap.Remove(h, e.index)
 	}
 }

@@ -692,7 +692,7 @@ func TestUsernamesAreNotStored(t *testing.T) {
 	l.Failure(addr("192.0.2.1"), strings.Repeat("x", 65535))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k := range l.entries {
+	for k := range l.counters.entries {
 		if k.kind == kindUser && k.user == 0 {
 			t.Fatal("username key not hashed")
 		}
@@ -729,14 +729,14 @@ func (l *FailureLimiter) userKeyOf(name string) key {
 func (l *FailureLimiter) has(k key) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.entries[k]
+	_, ok := l.counters.entries[k]
 	return ok
 }
 
 func (l *FailureLimiter) pending(k key) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.entries[k]; ok {
+	if e, ok := l.counters.entries[k]; ok {
 		return e.pending
 	}
 	return 0
@@ -745,7 +745,7 @@ func (l *FailureLimiter) pending(k key) int {
 func (l *FailureLimiter) waiting(k key) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.entries[k]; ok && e.waiters != nil {
+	if e, ok := l.counters.entries[k]; ok && e.waiters != nil {
 		return e.waiters.Len()
 	}
 	return 0
@@ -763,17 +763,5 @@ func waitForWaiters(t *testing.T, l *FailureLimiter, k key, n int) {
 
 func (l *FailureLimiter) checkInvariants(t *testing.T) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.entries) != len(l.expiry) {
-		t.Fatalf("%d entries in the map, %d in the heap", len(l.entries), len(l.expiry))
-	}
-	for i, e := range l.expiry {
-		if e.index != i || l.entries[e.key] != e {
-			t.Fatalf("heap slot %d holds a stray entry", i)
-		}
-		if i > 0 && e.expires.Before(l.expiry[(i-1)/2].expires) {
-			t.Fatalf("heap order broken at %d", i)
-		}
-	}
+	checkTable(t, &l.mu, &l.counters)
 }

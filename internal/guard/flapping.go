@@ -128,9 +128,8 @@ type Flapping struct {
 	log   *slog.Logger
 	seed  maphash.Seed
 
-	mu      sync.Mutex
-	entries map[flapKey]*flapEntry
-	expiry  deadlines[*flapEntry]
+	mu      sync.Mutex // guards tracked and everything in it
+	tracked expiringTable[flapKey, *flapEntry]
 }
 
 // flapKey identifies a tracked identity: its kind and keyed hash.
@@ -146,11 +145,12 @@ type flapEntry struct {
 	windowStart time.Time // the first attempt counted
 	bannedUntil time.Time // zero unless banned
 	expires     time.Time // when all of the above is out of date
-	index       int       // position in Flapping.expiry; -1 once removed
+	index       int       // position in the table's expiry heap; -1 once removed
 }
 
-func (e *flapEntry) due() time.Time { return e.expires }
-func (e *flapEntry) slot() *int     { return &e.index }
+func (e *flapEntry) due() time.Time    { return e.expires }
+func (e *flapEntry) slot() *int        { return &e.index }
+func (e *flapEntry) tableKey() flapKey { return e.key }
 
 // NewFlapping validates cfg and returns a detector. bans may be nil: bans are then only
 // Flapping's own. A nil clock is the system clock; a nil logger discards logs.
@@ -164,13 +164,14 @@ func NewFlapping(cfg FlappingConfig, bans FlappingBans, clock Clock, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg = cfg.withDefaults()
 	f := &Flapping{
-		cfg:     cfg.withDefaults(),
+		cfg:     cfg,
 		bans:    bans,
 		clock:   clock,
 		log:     logger,
 		seed:    maphash.MakeSeed(),
-		entries: make(map[flapKey]*flapEntry),
+		tracked: newExpiringTable[flapKey, *flapEntry](cfg.MaxEntries, nil),
 	}
 	if bans != nil {
 		bans.OnRemove(f.forget)
@@ -189,7 +190,7 @@ func (f *Flapping) Config() FlappingConfig {
 func (f *Flapping) Entries() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.entries)
+	return f.tracked.len()
 }
 
 // flapID is one identity of a connect attempt.
@@ -215,9 +216,9 @@ func (f *Flapping) Connect(ctx context.Context, info *clientinfo.Info) (banned b
 	now := f.clock.Now()
 
 	f.mu.Lock()
-	f.purge(now)
+	f.tracked.purge(now)
 	for _, id := range ids {
-		if e := f.entries[id.key]; e != nil && now.Before(e.bannedUntil) {
+		if e := f.tracked.get(id.key); e != nil && now.Before(e.bannedUntil) {
 			f.mu.Unlock()
 			return true
 		}
@@ -225,9 +226,10 @@ func (f *Flapping) Connect(ctx context.Context, info *clientinfo.Info) (banned b
 	var tripped [3]flapID
 	n := 0
 	for _, id := range ids {
-		e := f.entries[id.key]
+		e := f.tracked.get(id.key)
 		if e == nil {
-			e = f.insert(id.key)
+			e = &flapEntry{key: id.key}
+			f.tracked.insert(e)
 		}
 		if e.count == 0 || !e.bannedUntil.IsZero() || now.Sub(e.windowStart) >= f.cfg.WindowTime {
 			// A new window: the first attempt, or the window or the ban has ended.
@@ -242,7 +244,7 @@ func (f *Flapping) Connect(ctx context.Context, info *clientinfo.Info) (banned b
 		} else {
 			e.expires = e.windowStart.Add(f.cfg.WindowTime)
 		}
-		f.expiry.fix(e)
+		f.tracked.fix(e)
 	}
 	f.mu.Unlock()
 
@@ -332,38 +334,7 @@ func (f *Flapping) forget(b Ban) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if e := f.entries[k]; e != nil {
-		f.remove(e)
-	}
-}
-
-// insert adds an empty entry for k, dropping the soonest-expiring one when the table is
-// full. The caller fills it in and files it with expiry.fix.
-func (f *Flapping) insert(k flapKey) *flapEntry {
-	for len(f.entries) >= f.cfg.MaxEntries {
-		f.remove(f.expiry[0])
-	}
-	e := &flapEntry{key: k}
-	f.entries[k] = e
-	f.expiry.push(e)
-	return e
-}
-
-func (f *Flapping) remove(e *flapEntry) {
-	if e.index < 0 {
-		return
-	}
-	delete(f.entries, e.key)
-	f.expiry.remove(e)
-}
-
-// purge drops up to maxPurge entries whose state has expired at now.
-func (f *Flapping) purge(now time.Time) {
-	for i := 0; i < maxPurge; i++ {
-		e, ok := f.expiry.peek()
-		if !ok || now.Before(e.expires) {
-			return
-		}
-		f.remove(e)
+	if e := f.tracked.get(k); e != nil {
+		f.tracked.remove(e)
 	}
 }

@@ -397,23 +397,11 @@ func TestFlappingConfig(t *testing.T) {
 func (f *Flapping) tracks(kind BanKind, value string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.entries[f.textKey(kind, value)]
+	_, ok := f.tracked.entries[f.textKey(kind, value)]
 	return ok
 }
 
 func (f *Flapping) checkInvariants(t *testing.T) {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.entries) != len(f.expiry) {
-		t.Fatalf("%d entries in the map, %d in the heap", len(f.entries), len(f.expiry))
-	}
-	for i, e := range f.expiry {
-		if e.index != i || f.entries[e.key] != e {
-			t.Fatalf("heap slot %d holds a stray entry", i)
-		}
-		if i > 0 && e.expires.Before(f.expiry[(i-1)/2].expires) {
-			t.Fatalf("heap order broken at %d", i)
-		}
-	}
+	checkTable(t, &f.mu, &f.tracked)
 }
