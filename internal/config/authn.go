@@ -3,11 +3,11 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"reflect"
 	"strings"
 	"time"
 
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
 	"github.com/rampart-mqtt/rampart/internal/secret"
 )
 
@@ -481,12 +481,7 @@ func localServer(addr string) bool {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		host = h
 	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return httpc.IsLoopbackHost(strings.Trim(host, "[]"))
 }
 
 // checkMech calls bad for every key of v (inline structs included) that is set away from
