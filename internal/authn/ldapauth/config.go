@@ -15,7 +15,7 @@ import (
 // ldap (EMQX's where EMQX has one).
 type Config struct {
 	// Backend is the server and pool; its keys (server, username, password, base_dn,
-	// pool_size, connect_timeout, request_timeout, acquire_timeout, ssl, ssl.start_tls,
+	// pool_size, connect_timeout, request_timeout (as QueryTimeout), ssl, ssl.start_tls,
 	// allow_plaintext) sit at the entry's top level. username and password are the
 	// service account's, which searches for users and reads their attributes. New
 	// builds its pool from it; NewWith is given a pool instead and ignores it.

@@ -14,7 +14,7 @@ import (
 // Config configures the SQL password authenticator. Key names in comments are the
 // proposed YAML keys of an authentication entry with mechanism password_based and backend
 // postgresql or mysql (EMQX's where EMQX has one). The connector's keys (server, database,
-// username, password, pool_size, connect_timeout, query_timeout, acquire_timeout, ssl,
+// username, password, pool_size, connect_timeout, request_timeout (as QueryTimeout), ssl,
 // allow_plaintext) and the query (query) sit at the same level; the connector compiles the
 // query (see QueryOptions) and hands it over as a Querier.
 type Config struct {

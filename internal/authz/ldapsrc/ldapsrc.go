@@ -47,7 +47,7 @@ const Name = "ldap"
 // authorization source of type ldap (EMQX's where EMQX has one).
 type Config struct {
 	// Backend is the server and pool; its keys (server, username, password, base_dn,
-	// pool_size, connect_timeout, request_timeout, acquire_timeout, ssl, ssl.start_tls,
+	// pool_size, connect_timeout, request_timeout (as QueryTimeout), ssl, ssl.start_tls,
 	// allow_plaintext) sit at the source's top level. base_dn is required: the search
 	// starts there. New builds its pool from it; NewWith is given a pool instead and
 	// ignores it.

@@ -33,7 +33,7 @@ import (
 // Config configures the source. Key names in comments are the proposed YAML keys of an
 // authorization source of type postgresql or mysql (EMQX's where EMQX has one). The
 // connector's keys (server, database, username, password, pool_size, connect_timeout,
-// query_timeout, acquire_timeout, ssl, allow_plaintext) and the query (query) sit at the
+// request_timeout (as QueryTimeout), ssl, allow_plaintext) and the query (query) sit at the
 // source's top level; the connector compiles the query (see QueryOptions) and hands it over
 // as a Querier.
 type Config struct {
