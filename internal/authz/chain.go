@@ -190,6 +190,7 @@ type Client struct {
 	gen     uint64
 	views   []ClientSource
 	expires []time.Time // by source index: when the view must be read again; zero never
+	epoch   uint64      // counts the changes of views
 	cache   *decisionCache
 }
 
@@ -225,28 +226,31 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 			views = append(views, s.ForClient(c.info))
 		}
 		c.views = views
+		c.epoch++
 		c.expires = ch.expiries(now, c.expires)
 		c.gen = gen
 		if c.cache != nil {
 			c.cache.clear()
 		}
 	} else if ch.anyTTL && c.expired(now) {
-		// A view of a source with a TTL is too old: read that source again.
+		// A view of a source with a TTL is too old: read that source again; the others
+		// keep their views and their deadlines.
 		views := append([]ClientSource(nil), c.views...)
 		clear := false
 		for i, s := range ch.o.Sources {
 			if !c.expires[i].IsZero() && !now.Before(c.expires[i]) {
 				views[i] = s.ForClient(c.info)
+				c.expires[i] = now.Add(ch.ttl[i])
 				clear = clear || ch.ttl[i] > 0 // a TTL-0 source's answers are never cached
 			}
 		}
 		c.views = views
-		c.expires = ch.expiries(now, c.expires)
+		c.epoch++
 		if clear && c.cache != nil {
 			c.cache.clear()
 		}
 	}
-	views := c.views
+	views, epoch := c.views, c.epoch
 	if cacheable {
 		if c.cache == nil {
 			c.cache = newDecisionCache(ch.o.Cache.MaxSize)
@@ -275,9 +279,9 @@ func (c *Client) Authorize(ctx context.Context, a Action, t string) bool {
 	allowed := d == Allow
 	if cacheable {
 		c.mu.Lock()
-		// Cache only what was decided under the rules still in force, and no longer than
-		// the views it came from live.
-		if c.gen == gen && ch.gen.Load() == gen {
+		// Cache only what was decided from the views still in force (no rule change, no
+		// view read again meanwhile), and no longer than they live.
+		if c.epoch == epoch && ch.gen.Load() == gen {
 			until := now.Add(ch.o.Cache.TTL)
 			for i, e := range c.expires {
 				if ch.ttl[i] > 0 && e.Before(until) {

@@ -190,3 +190,45 @@ func TestChainSourceTTL(t *testing.T) {
 		})
 	}
 }
+
+// TestChainSourceTTLIndependent: each source's view is read again on its own schedule; a
+// source read at every question (ttl 0) does not postpone a slower source's re-read.
+func TestChainSourceTTLIndependent(t *testing.T) {
+	fast := &viewCounter{mapSource: mapSource{answers: map[string]Decision{}}}
+	slow := &snapshotSource{viewCounter{mapSource: mapSource{answers: map[string]Decision{"a": Allow}}}}
+	ch := New(Options{Sources: []Source{WithTTL(fast, 0), WithTTL(slow, 20*time.Millisecond)}})
+	c := ch.ForClient(&clientinfo.Info{ClientID: "x"}, nil)
+	if !c.Authorize(context.Background(), pubAct, "a") {
+		t.Fatal("first question denied")
+	}
+	// The rule is deleted on the slow source's server; questions keep coming faster than
+	// its ttl. It must stop applying once the ttl has passed.
+	slow.mu.Lock()
+	delete(slow.answers, "a")
+	slow.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Authorize(context.Background(), pubAct, "a") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow source was never read again (%d views; the fast one %d)", slow.views.Load(), fast.views.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if slow.views.Load() < 2 {
+		t.Errorf("slow source views %d, want it read again", slow.views.Load())
+	}
+}
+
+// snapshotSource reads its rules when a view is made, as the database sources do: a
+// change on the server shows only in a view made after it.
+type snapshotSource struct{ viewCounter }
+
+func (s *snapshotSource) ForClient(*clientinfo.Info) ClientSource {
+	s.views.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := &mapSource{answers: map[string]Decision{}}
+	for k, v := range s.answers {
+		snap.answers[k] = v
+	}
+	return snap
+}
