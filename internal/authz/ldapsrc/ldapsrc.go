@@ -7,9 +7,10 @@
 // placeholder values are escaped as RFC 4515 filter values, so a user name cannot widen
 // the search.
 //
-// Rules are read once per session, at the client's first authorization question after
-// ForClient (which the chain calls at CONNECT and again after any source announces a rule
-// change); a value added or removed afterwards applies at the client's next connection.
+// Rules are read once per view, at the client's first authorization question after
+// ForClient (which the chain calls at CONNECT, after any source announces a rule change,
+// and when the source's ttl, authz.WithTTL, has passed); a value added or removed
+// afterwards applies within the ttl.
 // No entry (or no value for a placeholder of the filter, such as a client without a user
 // name) means no rules: no match, and the next source decides. A failed or timed-out
 // search, a filter that matches more than one entry, more values than max_rules, or a
@@ -274,7 +275,7 @@ func (s *Source) read(ctx context.Context, info *clientinfo.Info) (*authz.Client
 			return nil, err
 		}
 		if res.More {
-			return nil, fmt.Errorf("the filter %s matches more than one entry", filter)
+			return nil, fmt.Errorf("the filter %s matches more than one entry", s.s.filter.String())
 		}
 		if len(res.Entries) == 1 {
 			if err := s.s.filter.Exact(placeholder.Values{Info: info}, res.Entries[0]); err != nil {

@@ -4,10 +4,11 @@
 // subscribe or all); every entry is an allow rule, so a topic the hash does not cover is
 // NoMatch and the next source decides.
 //
-// The hash is read once per session, lazily, at the client's first authorization question,
+// The hash is read once per view, lazily, at the client's first authorization question,
 // then compiled into an indexed rule set that answers every later question without a round
-// trip. A change in Redis therefore applies to sessions that start after it (each CONNECT
-// calls ForClient again); a failed read is not remembered, so the next question tries again.
+// trip. The chain makes a new view at CONNECT and when the source's ttl (authz.WithTTL)
+// has passed, so a change in Redis applies within the ttl; a failed read is not
+// remembered, so the next question tries again.
 package redissrc
 
 import (

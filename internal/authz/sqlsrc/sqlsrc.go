@@ -6,10 +6,10 @@
 // describes. The package knows no database: a connector (internal/backend/postgres,
 // internal/backend/mysql) compiles the query and runs it, as a Querier.
 //
-// The rules are read once per session: at the client's first authorization question after
-// ForClient (which the chain calls at CONNECT and again after any source announces a rule
-// change). A row inserted or deleted afterwards takes effect at the client's next
-// connection or at the next rule change notification; this source does not watch the
+// The rules are read once per view: at the client's first authorization question after
+// ForClient, which the chain calls at CONNECT, after any source announces a rule change,
+// and when the source's ttl (authz.WithTTL) has passed. A row inserted or deleted
+// afterwards therefore takes effect within the ttl; this source does not watch the
 // table. A failed or timed-out query, too many rows, or a row that does not parse decides
 // Deny for that question (no match with on_error: ignore), and the query is tried again at
 // the next question: a half-read or partly understood rule list is never used, so a

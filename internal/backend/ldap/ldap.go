@@ -152,8 +152,8 @@ func (p *Pool) Health() health.Snapshot { return p.health.Snapshot() }
 // Close closes the idle connections; those in use are closed when their operation ends.
 func (p *Pool) Close() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.closed = true
-	p.mu.Unlock()
 	for {
 		select {
 		case c := <-p.idle:
@@ -497,14 +497,18 @@ func (p *Pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 // is broken, or the pool is closed.
 func (p *Pool) put(c *conn) {
 	defer func() { <-p.slots }()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed || !c.service || c.l.IsClosing() {
+	if !c.service || c.l.IsClosing() {
 		c.close()
 		return
 	}
 	c.used = time.Now()
+	// Under the lock, so Close cannot drain the idle list between the check and the push.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.close()
+		return
+	}
 	select {
 	case p.idle <- c:
 	default:
