@@ -226,8 +226,7 @@ func (p *Pool) Query(ctx context.Context, q *Query, vals placeholder.Values, max
 	for rows.Next() {
 		if len(out.Values) == maxRows {
 			out.More = true
-			cancel() // the rest is not wanted; stop reading it
-			break
+			break // rows.Close reads and drops the rest, under the query deadline
 		}
 		v, err := rows.Values()
 		if err != nil {
@@ -250,8 +249,14 @@ func (p *Pool) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 		p.health.Abandon()
 		return nil, fmt.Errorf("postgresql %s: no time left: %w", p.target, err)
 	}
-	actx, cancel := context.WithTimeout(ctx, p.acquireTimeout)
-	defer cancel()
+	// The short acquire wait applies when every connection is in use; a new connection
+	// gets the whole query deadline (its dial is bounded by connect_timeout).
+	actx := ctx
+	if st := p.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, p.acquireTimeout)
+		defer cancel()
+	}
 	conn, err := p.pool.Acquire(actx)
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {

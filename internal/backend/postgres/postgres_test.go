@@ -49,6 +49,8 @@ func TestCompileQuery(t *testing.T) {
 		{name: "unclosed placeholder", src: "SELECT ${username", wantErr: "no closing"},
 		{name: "unterminated string", src: "SELECT 'x", wantErr: "unterminated quoted string"},
 		{name: "unterminated comment", src: "SELECT /* x", wantErr: "unterminated comment"},
+		{name: "glued before", src: "SELECT 1 WHERE u = a${username}", wantErr: "glued to the word before"},
+		{name: "glued after", src: "SELECT 1 WHERE u = ${username}x", wantErr: "glued to the word after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +146,14 @@ func TestQuery(t *testing.T) {
 	}
 	if !slices.Equal(rows.Columns, []string{"u", "c", "n", "b"}) || len(rows.Values) != 2 || !rows.More {
 		t.Fatalf("rows: %+v", rows)
+	}
+	// Rows past the limit are read and dropped, not paid for with the connection: the
+	// same over-limit question again reuses it.
+	if _, err := p.Query(ctx, q, vals, 2); err != nil {
+		t.Fatalf("second Query: %v", err)
+	}
+	if n := p.pool.Stat().NewConnsCount(); n != 1 {
+		t.Errorf("%d connections made for two over-limit queries on a pool of 1, want 1", n)
 	}
 	row := rows.Values[0]
 	for i, want := range []string{"x'; DROP TABLE t; --", "${username}", "1", "true"} {

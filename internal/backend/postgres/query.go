@@ -107,6 +107,8 @@ func CompileQuery(src string, o placeholder.Options) (*Query, error) {
 				b.WriteString("/*")
 				i++
 				continue
+			case c == '$' && next == '{' && i > 0 && identChar(src[i-1]):
+				return nil, fmt.Errorf("query: the placeholder at offset %d is glued to the word before it; separate them", i)
 			case c == '$' && i > 0 && identChar(src[i-1]):
 				// part of an identifier such as a$b
 			case c == '$' && next == '{':
@@ -127,6 +129,9 @@ func CompileQuery(src string, o placeholder.Options) (*Query, error) {
 				}
 				b.WriteString("$" + strconv.Itoa(n))
 				i += end
+				if i+1 < len(src) && identChar(src[i+1]) {
+					return nil, fmt.Errorf("query: the placeholder ending at offset %d is glued to the word after it; separate them", i)
+				}
 				continue
 			case c == '$' && next >= '0' && next <= '9':
 				return nil, fmt.Errorf("query: positional parameter at offset %d: use ${...} placeholders", i)
