@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
-	"github.com/rampart-mqtt/rampart/internal/secret"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -154,17 +152,4 @@ func checkAddr(a string) error {
 		return fmt.Errorf("%q: port %q: want 1 to 65535", a, port)
 	}
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback address: the only places
-// plain text may go without AllowPlainText.
-func isLoopback(host string) bool { return httpc.IsLoopbackHost(host) }
-
-// readPassword reads a "file:/path" or "env:NAME" reference; empty means no password.
-func readPassword(ref string) (string, error) {
-	if ref == "" {
-		return "", nil
-	}
-	data, err := secret.Read(ref)
-	return string(data), err
 }

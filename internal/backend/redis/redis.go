@@ -30,6 +30,8 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
+	"github.com/rampart-mqtt/rampart/internal/backend/httpc"
+	"github.com/rampart-mqtt/rampart/internal/backend/poolcfg"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
 )
 
@@ -72,11 +74,11 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	pw, err := readPassword(cfg.Password)
+	pw, err := poolcfg.ReadSecret(cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("redis: password: %w", err)
 	}
-	spw, err := readPassword(cfg.SentinelPassword)
+	spw, err := poolcfg.ReadSecret(cfg.SentinelPassword)
 	if err != nil {
 		return nil, fmt.Errorf("redis: sentinel_password: %w", err)
 	}
@@ -93,7 +95,7 @@ func New(cfg Config) (*Client, error) {
 	if tc == nil {
 		for _, a := range cfg.addrs() {
 			host, _, _ := net.SplitHostPort(a)
-			if isLoopback(host) {
+			if httpc.IsLoopbackHost(host) {
 				continue
 			}
 			if !cfg.AllowPlainText {
@@ -307,7 +309,7 @@ func loopbackDialer(timeout time.Duration) func(ctx context.Context, network, ad
 		if err != nil {
 			return nil, err
 		}
-		if !isLoopback(host) {
+		if !httpc.IsLoopbackHost(host) {
 			return nil, fmt.Errorf("redis: %s was learned from a sentinel or cluster node, is not on loopback, and ssl is not configured: refusing to send the password and commands in clear text (configure ssl or set allow_plaintext)", addr)
 		}
 		return d.DialContext(ctx, network, addr)
