@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	goldap "github.com/go-ldap/ldap/v3"
+
 	"github.com/rampart-mqtt/rampart/internal/backend/health"
 	"github.com/rampart-mqtt/rampart/internal/backend/testsvc"
 	"github.com/rampart-mqtt/rampart/internal/tlsconf"
@@ -428,5 +430,34 @@ func TestConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestFailedRebindClosesConnection: when the service account's bind fails after a user's
+// bind (here: its password changed on the server meanwhile), the connection still bound as
+// the user is closed, never reused: the next question needs a new connection, which cannot
+// bind either, so it fails instead of running as the user.
+func TestFailedRebindClosesConnection(t *testing.T) {
+	s := testsvc.StartSlapd(t, nil)
+	aliceDN := s.AddUser(t, "alice", "alice-pw", false, nil, nil, nil)
+	ctx := ctx30(t)
+	cfg := service(s)
+	cfg.PoolSize = 1
+	p := newPool(t, cfg)
+	if err := p.UserBind(ctx, aliceDN, []byte("alice-pw")); err != nil {
+		t.Fatalf("first bind: %v", err)
+	}
+	admin := s.Conn(t)
+	mod := goldap.NewModifyRequest(s.ServiceDN, nil)
+	mod.Replace("userPassword", []string{"a-new-service-password"})
+	if err := admin.Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	// Alice's bind succeeds on the pooled connection; binding back as the service account
+	// fails, so the connection must not return to the pool.
+	_ = p.UserBind(ctx, aliceDN, []byte("alice-pw"))
+	if e, err := p.Read(ctx, aliceDN, []string{"uid"}); err == nil {
+		t.Fatalf("a question after a failed rebind succeeded (%+v): it ran on a connection bound as the user", e)
 	}
 }
