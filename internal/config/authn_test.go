@@ -156,6 +156,8 @@ func TestAuthorizationConfig(t *testing.T) {
 		{"sentinel without master name", "authorization:\n  sources: [{type: redis, redis_type: sentinel, servers: [\"127.0.0.1:26379\"], cmd: \"HGETALL a\"}]\n", "authorization.sources[0].sentinel"},
 		{"cluster with server instead of servers", "authorization:\n  sources: [{type: redis, redis_type: cluster, server: \"127.0.0.1:6379\", cmd: \"HGETALL a\"}]\n", "authorization.sources[0].server: with redis_type cluster"},
 		{"cluster database", "authorization:\n  sources: [{type: redis, redis_type: cluster, servers: [\"127.0.0.1:7000\"], database: \"2\", cmd: \"HGETALL a\"}]\n", "authorization.sources[0].database: a Redis cluster"},
+		{"ttl above a day", "authorization:\n  sources: [{type: http, url: \"https://a/b\", ttl: 25h}]\n", "authorization.sources[0].ttl"},
+		{"negative ttl", "authorization:\n  sources: [{type: redis, server: \"127.0.0.1:6379\", cmd: \"HGETALL a\", ttl: -1s}]\n", "authorization.sources[0].ttl"},
 		{"start_tls on redis", "authorization:\n  sources: [{type: redis, server: \"127.0.0.1:6379\", cmd: \"HGETALL a\", ssl: {enable: true, start_tls: true}}]\n", "authorization.sources[0].ssl.start_tls: StartTLS applies to LDAP only"},
 		{"start_tls without enable", "authorization:\n  sources: [{type: ldap, server: \"127.0.0.1:389\", base_dn: \"dc=x\", filter: \"(uid=a)\", ssl: {start_tls: true}}]\n", "authorization.sources[0].ssl.start_tls: set ssl.enable"},
 		{"file without a path", "authorization:\n  sources: [{type: file}]\n", "authorization.sources[0].path"},

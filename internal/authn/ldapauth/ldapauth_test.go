@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"fmt"
 	"hash"
 	"log/slog"
 	"net"
@@ -666,5 +667,28 @@ func TestNewWith(t *testing.T) {
 	check(t, login(b, "root", ptr("root-pw")), authn.Allow, 0, true)
 	if err := pool.Ping(context.Background()); err != nil {
 		t.Fatalf("the shared pool after Close: %v", err)
+	}
+}
+
+// TestTooManyPasswordValues: an entry with more password values than are compared is a
+// data error (fail closed), not a search through all of them.
+func TestTooManyPasswordValues(t *testing.T) {
+	s := testsvc.StartSlapd(t, nil)
+	dn := s.AddUser(t, "many", "{SSHA256}"+b64(sum(sha256.New, "pw-0", "s4lt")), false, nil, nil, nil)
+	var extra []string
+	for i := 1; i <= maxPasswordValues; i++ { // maxPasswordValues+1 values in all
+		extra = append(extra, "{SSHA256}"+b64(sum(sha256.New, fmt.Sprintf("pw-%d", i), "s4lt")))
+	}
+	admin := s.Conn(t)
+	mod := goldap.NewModifyRequest(dn, nil)
+	mod.Add("userPassword", extra)
+	if err := admin.Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	a, _ := newAuth(t, Config{Backend: backend(s), Filter: "(uid=${username})", Method: MethodHash})
+	res := login(a, "many", ptr("pw-0"))
+	if res.Outcome != authn.Deny || res.DenyReason() != packet.ServerUnavailable {
+		t.Fatalf("%d password values: %v %v (%s), want Deny with Server unavailable", maxPasswordValues+1, res.Outcome, res.DenyReason(), res.Detail)
 	}
 }

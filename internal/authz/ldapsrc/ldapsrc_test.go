@@ -335,6 +335,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad attribute", Config{Backend: b, Filter: filter, AllAttribute: "a b"}, "all_attribute"},
 		{"on_error", Config{Backend: b, Filter: filter, OnError: "allow"}, "on_error"},
 		{"max_rules", Config{Backend: b, Filter: filter, MaxRules: -1}, "max_rules"},
+		{"max_rules above the bound", Config{Backend: b, Filter: filter, MaxRules: MaxMaxRules + 1}, "max_rules"},
 		{"plain to remote", Config{Backend: ldap.Config{Server: "ldap.example", BaseDN: "dc=x"}, Filter: filter}, "clear text"},
 	}
 	for _, tt := range tests {
