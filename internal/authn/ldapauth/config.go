@@ -72,6 +72,7 @@ type settings struct {
 	filter    *ldap.Filter // nil: dn
 	pwAttr    string
 	superAttr string
+	attrs     []string // read from the user's entry: superAttr, pwAttr (hash), the exact-match ones
 	ignore    bool
 	onError   string
 }
@@ -150,6 +151,15 @@ func (c Config) settings(baseDN string) (*settings, error) {
 		s.filter = f
 	default:
 		return nil, errors.New("bind_dn or filter: required, e.g. bind_dn: uid=${username},ou=users,dc=example,dc=com or filter: (&(objectClass=mqttUser)(uid=${username}))")
+	}
+	s.attrs = []string{s.superAttr}
+	if s.hash {
+		s.attrs = append(s.attrs, s.pwAttr)
+	}
+	if s.dn != nil {
+		s.attrs = addAttrs(s.attrs, s.dn.ExactAttrs())
+	} else {
+		s.attrs = addAttrs(s.attrs, s.filter.ExactAttrs())
 	}
 	return s, nil
 }

@@ -163,11 +163,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 	if info == nil {
 		info = &clientinfo.Info{}
 	}
-	attrs := []string{a.s.superAttr}
-	if a.s.hash {
-		attrs = append(attrs, a.s.pwAttr)
-	}
-	dn, entry, res, ok := a.find(ctx, info, attrs)
+	dn, entry, res, ok := a.find(ctx, info)
 	if !ok {
 		return res
 	}
@@ -188,7 +184,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 			// compare, as the service account. An entry the service account may not
 			// see is no superuser, and passes the comparison only when there is
 			// nothing to compare.
-			if entry, err = a.pool.Read(ctx, dn, addAttrs([]string{a.s.superAttr}, a.s.dn.ExactAttrs())); err != nil {
+			if entry, err = a.pool.Read(ctx, dn, a.s.attrs); err != nil {
 				return a.fail(info, err, "reading %s of the entry named by bind_dn %s: %v", a.s.superAttr, a.s.dn.String(), err)
 			}
 			if res, ok := a.exact(info, a.s.dn.Exact(placeholder.Values{Info: info}, entry)); !ok {
@@ -202,10 +198,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 	return out
 }
 
-// find returns the user's DN and, when it had to read it, the entry with attrs (nil for
-// method bind with bind_dn, which needs no read before the bind). ok is false when res
-// is the answer.
-func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs []string) (dn string, e *ldap.Entry, res authn.Result, ok bool) {
+// find returns the user's DN and, when it had to read it, the entry with a.s.attrs (nil
+// for method bind with bind_dn, which needs no read before the bind). ok is false when
+// res is the answer.
+func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info) (dn string, e *ldap.Entry, res authn.Result, ok bool) {
 	vals := placeholder.Values{Info: info}
 	if a.s.dn != nil {
 		dn, err := a.s.dn.Expand(vals)
@@ -219,7 +215,7 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 			// The RDN is compared after the bind, with the superuser flag.
 			return dn, nil, authn.Result{}, true
 		}
-		e, err := a.pool.Read(ctx, dn, addAttrs(attrs, a.s.dn.ExactAttrs()))
+		e, err := a.pool.Read(ctx, dn, a.s.attrs)
 		switch {
 		case err != nil:
 			return "", nil, a.fail(info, err, "reading %s: %v", dn, err), false
@@ -238,7 +234,7 @@ func (a *Authenticator) find(ctx context.Context, info *clientinfo.Info, attrs [
 	if err != nil {
 		return "", nil, a.fail(info, err, "%v", err), false
 	}
-	r, err := a.pool.Search(ctx, "", filter, addAttrs(attrs, a.s.filter.ExactAttrs()), 1)
+	r, err := a.pool.Search(ctx, "", filter, a.s.attrs, 1)
 	switch {
 	case err != nil:
 		return "", nil, a.fail(info, err, "searching with filter %s: %v", a.s.filter.String(), err), false
