@@ -144,9 +144,6 @@ func (c Config) driverConfig() (*driver.Config, error) {
 // unix:/path/database), no credentials.
 func (p *Pool) Target() string { return p.target }
 
-// QueryTimeout is the bound on one question.
-func (p *Pool) QueryTimeout() time.Duration { return p.queryTimeout }
-
 // Health returns the connector's health: whether the server was reachable at the last
 // question, and since when.
 func (p *Pool) Health() health.Snapshot { return p.health.Snapshot() }

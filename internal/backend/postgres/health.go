@@ -39,8 +39,6 @@ func (p *Pool) record(ctx context.Context, err error) {
 	case errors.As(err, &pgErr):
 		// The server answered, with an error (SQL, permissions, login refused).
 		p.health.Success()
-	case errors.Is(err, health.ErrBusy):
-		p.health.Abandon()
 	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), errQueryTimeout):
 		// The caller gave up first: nothing learnt about the server.
 		p.health.Abandon()

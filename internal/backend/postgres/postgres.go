@@ -166,9 +166,6 @@ func checkDSN(dsn string) error {
 // Target names the server and database for logs: host:port/database, no credentials.
 func (p *Pool) Target() string { return p.target }
 
-// QueryTimeout is the bound on one query.
-func (p *Pool) QueryTimeout() time.Duration { return p.queryTimeout }
-
 // Close closes every connection; queries in flight finish first.
 func (p *Pool) Close() { p.pool.Close() }
 
