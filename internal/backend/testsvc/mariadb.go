@@ -86,11 +86,11 @@ func StartMariaDB(t testing.TB, pki *PKI) *MariaDB {
 	t.Helper()
 	bin, scripts, err := mariaFind()
 	if err != nil {
-		mariaUnavailable(t, "mariadb: %v", err)
+		unavailable(t, "mariadb: %v", err)
 	}
 	cred, owner, runAs, err := mariaCredential()
 	if err != nil {
-		mariaUnavailable(t, "mariadb: %v", err)
+		unavailable(t, "mariadb: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "rampart-mariadb-")
 	if err != nil {
@@ -163,7 +163,7 @@ func StartMariaDB(t testing.TB, pki *PKI) *MariaDB {
 	t.Cleanup(m.Stop)
 	// A port found free may be taken before the server binds it: try a few.
 	for attempt := 1; ; attempt++ {
-		m.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(mariaFreePort(t)))
+		m.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		err := m.start()
 		if err == nil {
 			return m
@@ -412,25 +412,4 @@ func mariaRandomHex(t testing.TB, n int) string {
 		t.Fatalf("mariadb: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// mariaFreePort returns a loopback TCP port that was free a moment ago.
-func mariaFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("mariadb: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// mariaUnavailable skips the test, or fails it when REQUIRE_TEST_SERVICES is set.
-func mariaUnavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if strings.TrimSpace(os.Getenv("REQUIRE_TEST_SERVICES")) != "" {
-		t.Fatalf("%s (REQUIRE_TEST_SERVICES is set)", msg)
-	}
-	t.Skipf("%s; skipping (set REQUIRE_TEST_SERVICES to make this a failure)", msg)
 }

@@ -2,21 +2,16 @@ package testsvc
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 )
-
-// pgRequireEnv, when set, turns a missing service into a test failure instead of a skip.
-const pgRequireEnv = "REQUIRE_TEST_SERVICES"
 
 // pgUser is the database superuser created by initdb; authentication is trust, on
 // loopback only.
@@ -86,11 +81,11 @@ func NewPostgres(t testing.TB, o PostgresOptions) *PostgresServer {
 	}
 	bin, err := pgBinDir()
 	if err != nil {
-		pgUnavailable(t, "postgresql: %v", err)
+		unavailable(t, "postgresql: %v", err)
 	}
 	cred, owner, err := pgCredential()
 	if err != nil {
-		pgUnavailable(t, "postgresql: %v", err)
+		unavailable(t, "postgresql: %v", err)
 	}
 
 	// Not t.TempDir: its parent directories are private to the current user, and the
@@ -115,7 +110,7 @@ func NewPostgres(t testing.TB, o PostgresOptions) *PostgresServer {
 
 	s.run("initdb", "-D", s.data, "-U", pgUser, "--auth=trust", "--no-sync", "--no-instructions",
 		"-E", "UTF8", "--locale=C")
-	port := pgFreePort(t)
+	port := freePort(t)
 	s.opts = fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
 		port, dir)
 	if o.PKI != nil {
@@ -250,25 +245,4 @@ func pgCredential() (*syscall.Credential, []int, error) {
 		return nil, nil, fmt.Errorf("postgres user has a non-numeric uid %q or gid %q", u.Uid, u.Gid)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, []int{uid, gid}, nil
-}
-
-// pgFreePort returns a loopback TCP port that was free a moment ago.
-func pgFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// pgUnavailable skips the test, or fails it when REQUIRE_TEST_SERVICES is set.
-func pgUnavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if strings.TrimSpace(os.Getenv(pgRequireEnv)) != "" {
-		t.Fatalf("%s (%s is set)", msg, pgRequireEnv)
-	}
-	t.Skipf("%s; skipping (set %s to make this a failure)", msg, pgRequireEnv)
 }

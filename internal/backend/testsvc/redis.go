@@ -25,40 +25,9 @@ func redisNeed(t testing.TB, bin string) string {
 	t.Helper()
 	p, err := exec.LookPath(bin)
 	if err != nil {
-		if os.Getenv("REQUIRE_TEST_SERVICES") != "" {
-			t.Fatalf("%s not found and REQUIRE_TEST_SERVICES is set: %v", bin, err)
-		}
-		t.Skipf("%s not installed: %v", bin, err)
+		unavailable(t, "%s not installed: %v", bin, err)
 	}
 	return p
-}
-
-// redisFreePort returns a loopback TCP port that was free a moment ago.
-func redisFreePort(t testing.TB) int {
-	t.Helper()
-	return redisFreePorts(t, 1)[0]
-}
-
-// redisFreePorts returns n distinct loopback TCP ports that were free a moment ago: all n
-// listeners are held until every port is chosen, so no port is handed out twice.
-func redisFreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // RedisOptions says how StartRedisWith configures its server. The zero value is a plain
@@ -96,7 +65,7 @@ func StartRedisWith(t testing.TB, o RedisOptions) (addr string, stop func()) {
 		t.Fatalf("redis: RequireClientCert needs a PKI")
 	}
 	bin := redisNeed(t, "redis-server")
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(redisFreePort(t)))
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	return addr, startRedisAt(t, bin, t.TempDir(), addr, o)
 }
 
@@ -347,7 +316,7 @@ func StartRedisSentinelAuth(t testing.TB, password string) (sentinelAddr, master
 	mhost, mport, _ := net.SplitHostPort(masterAddr)
 	masterName = "rampart-master"
 	dir := t.TempDir()
-	port := redisFreePort(t)
+	port := freePort(t)
 	sentinelAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	// Sentinel rewrites its configuration file, so it lives in the temporary directory.
 	conf := filepath.Join(dir, "sentinel.conf")
@@ -382,7 +351,7 @@ func StartRedisCluster(t testing.TB) (seeds []string) {
 	bin := redisNeed(t, "redis-server")
 	cli := redisNeed(t, "redis-cli")
 	const nodes = 3
-	ports := redisFreePorts(t, 2*nodes) // a client port and a cluster bus port each
+	ports := freePorts(t, 2*nodes) // a client port and a cluster bus port each
 	for i := range nodes {
 		dir := t.TempDir()
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i]))

@@ -78,7 +78,7 @@ func StartSlapd(t testing.TB, pki *PKI) *Slapd {
 	t.Helper()
 	for _, p := range []string{slapdBin, filepath.Join(slapdModules, "back_mdb.so"), filepath.Join(slapdSchemas, "core.schema")} {
 		if _, err := os.Stat(p); err != nil {
-			slapdUnavailable(t, "slapd: %v (Debian package slapd)", err)
+			unavailable(t, "slapd: %v (Debian package slapd)", err)
 		}
 	}
 	schema, err := rampartSchema()
@@ -99,7 +99,7 @@ func StartSlapd(t testing.TB, pki *PKI) *Slapd {
 		t.Fatalf("slapd: %v", err)
 	}
 	s := &Slapd{
-		Addr:            net.JoinHostPort("127.0.0.1", strconv.Itoa(slapdFreePort(t))),
+		Addr:            net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
 		BaseDN:          slapdSuffix,
 		UsersDN:         "ou=users," + slapdSuffix,
 		AdminDN:         "cn=admin," + slapdSuffix,
@@ -117,7 +117,7 @@ func StartSlapd(t testing.TB, pki *PKI) *Slapd {
 	}
 	var tlsConf string
 	if pki != nil {
-		s.LDAPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(slapdFreePort(t)))
+		s.LDAPSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		s.LDAPSURL = "ldaps://" + s.LDAPSAddr + "/"
 		tlsConf = fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\nTLSVerifyClient never\n",
 			pki.CAFile, pki.ServerCert, pki.ServerKey)
@@ -368,25 +368,4 @@ func (s *Slapd) Log() string {
 		return ""
 	}
 	return strings.TrimSpace(s.out.String())
-}
-
-// slapdFreePort returns a loopback TCP port that was free a moment ago.
-func slapdFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("slapd: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// slapdUnavailable skips the test, or fails it when REQUIRE_TEST_SERVICES is set.
-func slapdUnavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if strings.TrimSpace(os.Getenv("REQUIRE_TEST_SERVICES")) != "" {
-		t.Fatalf("%s (REQUIRE_TEST_SERVICES is set)", msg)
-	}
-	t.Skipf("%s; skipping (set REQUIRE_TEST_SERVICES to make this a failure)", msg)
 }
