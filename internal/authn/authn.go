@@ -60,6 +60,13 @@ type Result struct {
 	// ExpiresAt, when set, is when the authentication stops being valid (a token's exp):
 	// the broker disconnects the client then.
 	ExpiresAt time.Time
+	// Principal is the identity the authenticator vouched for, the owner of the client's
+	// persistent session: a token's issuer and subject, a certificate's issuer and subject,
+	// or the user record the password was checked against. A session is resumed only by
+	// the same principal, never by a client that merely presents the same client id and
+	// user name. An authenticator that leaves it empty vouches for the user name it was
+	// asked about; the chain then fills in "<authenticator name>:<user name>".
+	Principal string
 	// Detail says why, for the log. It never holds a secret.
 	Detail string
 }

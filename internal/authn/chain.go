@@ -72,6 +72,10 @@ func (ch *Chain) Authenticate(ctx context.Context, info *clientinfo.Info, cred *
 		// the token itself.
 		switch res.Outcome {
 		case Allow:
+			if res.Principal == "" {
+				// The authenticator checked the credentials of this user name.
+				res.Principal = e.Authenticator.Name() + ":" + info.Username
+			}
 			ch.log.Debug("authenticated", "authenticator", e.Authenticator.Name(), "client", info.ClientID,
 				"peer", info.PeerHost(), "listener", info.Listener)
 			return res

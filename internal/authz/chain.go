@@ -123,6 +123,18 @@ func (ch *Chain) OnChange(fn func()) {
 	ch.mu.Unlock()
 }
 
+// RecheckInterval reports the shortest ttl of the sources that have one: how long a
+// client's view of such a source lives before it is read again. ok is false when no
+// source has a ttl (every source announces its changes).
+func (ch *Chain) RecheckInterval() (every time.Duration, ok bool) {
+	for _, t := range ch.ttl {
+		if t >= 0 && (!ok || t < every) {
+			every, ok = t, true
+		}
+	}
+	return every, ok
+}
+
 // DisconnectOnDeny reports deny_action: disconnect.
 func (ch *Chain) DisconnectOnDeny() bool { return ch.o.DisconnectOnDeny }
 

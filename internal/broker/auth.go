@@ -20,8 +20,12 @@ type authState struct {
 	method string       // MQTT 5 Authentication Method of CONNECT; "" without enhanced auth
 	acl    []authz.Rule // rules the authenticator returned, checked before any source
 	expiry *time.Timer  // disconnects the client when its credentials expire
-	reauth authn.Conversation
-	steps  int
+	// principal is who authentication vouched for (see principalOf): the owner of the
+	// client's session. A re-authentication must vouch for the same one.
+	principal string
+	expiresAt time.Time // when the credentials expire; zero = never
+	reauth    authn.Conversation
+	steps     int
 }
 
 // authenticate runs the authentication of a CONNECT: the enhanced exchange when the client
@@ -91,6 +95,7 @@ func (c *conn) authenticateChain(ctx context.Context, cp *packet.Connect, ack *p
 	default:
 		return c.refuse(packet.NotAuthorized, "no authenticator accepted the client")
 	}
+	c.auth.principal = principalOf(&res, c.info.Username)
 	c.grantAuth(res)
 	return true
 }
@@ -150,6 +155,7 @@ func (c *conn) grantAuth(res authn.Result) {
 	c.info.Superuser = res.Superuser
 	c.info.Attrs = res.Attrs
 	c.auth.acl = res.ACL
+	c.auth.expiresAt = res.ExpiresAt
 	if c.auth.expiry != nil {
 		c.auth.expiry.Stop()
 		c.auth.expiry = nil
@@ -223,7 +229,18 @@ func (c *conn) handleAuth(ctx context.Context, p *packet.Auth) (packet.ReasonCod
 		}
 		return reason, "re-authentication failed: " + res.Detail
 	}
+	if principalOf(&res, c.info.Username) != c.auth.principal {
+		// Credentials of someone else: the session, and what it holds, is not theirs.
+		return packet.NotAuthorized, "re-authentication as another principal"
+	}
 	c.grantAuth(res)
+	if sess := c.sess; sess != nil {
+		// What the session may do offline follows the new grants.
+		sess.owner.Store(ownerOf(c))
+		if err := c.srv.saveSession(sess, time.Time{}); err != nil {
+			c.srv.log.Error("session not stored after re-authentication", "client", sess.id, "err", err)
+		}
+	}
 	a.ReasonCode = packet.Success
 	c.send(a)
 	return packet.Success, ""

@@ -43,7 +43,7 @@ func (s *Server) takeUserSlot(c *conn) bool {
 	defer s.mu.Unlock()
 	if s.userConns[name] >= limit {
 		sess := s.sessions[c.info.ClientID]
-		if sess == nil || !sess.online.Load() || sess.username != name {
+		if sess == nil || !sess.online.Load() || sess.owner.Load().Username != name {
 			return false
 		}
 	}

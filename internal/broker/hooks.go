@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authn"
 	"github.com/rampart-mqtt/rampart/internal/authz"
@@ -33,6 +34,10 @@ type Authorizer interface {
 	// OnChange registers a function run after the rules changed (the broker re-checks the
 	// subscriptions of every session then).
 	OnChange(func())
+	// RecheckInterval reports the shortest time a client's view of a source is kept
+	// before it is read again, for sources that do not announce changes; ok is false when
+	// there is none. The broker re-checks every session's subscriptions that often.
+	RecheckInterval() (every time.Duration, ok bool)
 }
 
 // ClientAuthorizer answers for one client. For publish, topic is the topic name; for
@@ -64,4 +69,5 @@ func (allowAll) ForClient(*clientinfo.Info, []authz.Rule) ClientAuthorizer { ret
 func (allowAll) CheckIdentity(*clientinfo.Info) error                      { return nil }
 func (allowAll) DisconnectOnDeny() bool                                    { return false }
 func (allowAll) OnChange(func())                                           {}
+func (allowAll) RecheckInterval() (time.Duration, bool)                    { return 0, false }
 func (allowAll) Authorize(context.Context, authz.Action, string) bool      { return true }

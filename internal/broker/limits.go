@@ -214,11 +214,16 @@ func (s *session) addQueued(n int) {
 	s.srv.o.limits.queued.Add(int64(n))
 }
 
-// startHousekeeping starts, once per Server, the goroutine that sweeps expired retained
-// messages: from Serve, or from the first connection when HandleConn is used alone. It
+// startHousekeeping starts, once per Server, the goroutines that sweep expired retained
+// messages and re-check subscriptions against sources with a ttl: from Serve, or from the first connection when HandleConn is used alone. It
 // runs until ctx is done.
 func (s *Server) startHousekeeping(ctx context.Context) {
-	s.o.limits.housekeep.Do(func() { go s.housekeeping(ctx) })
+	s.o.limits.housekeep.Do(func() {
+		go s.housekeeping(ctx)
+		if every, ok := s.authz.RecheckInterval(); ok {
+			go s.recheckLoop(ctx, every)
+		}
+	})
 }
 
 func (s *Server) housekeeping(ctx context.Context) {

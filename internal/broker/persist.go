@@ -26,8 +26,11 @@ const recordVersion = 1
 
 // sessionRecord is the stored form of a session.
 type sessionRecord struct {
-	V              int         `json:"v"`
-	Username       string      `json:"username"`
+	V int `json:"v"`
+	// Username is the owner's user name in records written before Owner existed; such a
+	// session is never resumed (it has no principal).
+	Username       string      `json:"username,omitempty"`
+	Owner          *owner      `json:"owner,omitempty"`
 	Expiry         uint32      `json:"expiry"`
 	DisconnectedAt int64       `json:"disconnected_at,omitempty"` // unix ms; 0 = was connected
 	Subs           []subRecord `json:"subs,omitempty"`
@@ -48,7 +51,7 @@ func (s *session) persistentLocked() bool { return s.srv.st != nil && s.expiry >
 
 // recordLocked builds the session's stored form. Call with s.mu held.
 func (s *session) recordLocked(disconnectedAt time.Time) []byte {
-	r := sessionRecord{V: recordVersion, Username: s.username, Expiry: s.expiry}
+	r := sessionRecord{V: recordVersion, Owner: s.owner.Load(), Expiry: s.expiry}
 	if !disconnectedAt.IsZero() {
 		r.DisconnectedAt = disconnectedAt.UnixMilli()
 	}
@@ -292,6 +295,7 @@ func (s *Server) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore retained: %w", err)
 	}
 	var expired []string
+	var restored []*session
 	err = s.st.ForEachSession(ctx, func(id string, v []byte) error {
 		var r sessionRecord
 		if err := json.Unmarshal(v, &r); err != nil || r.V != recordVersion {
@@ -307,7 +311,15 @@ func (s *Server) Restore(ctx context.Context) error {
 			expired = append(expired, id)
 			return nil
 		}
-		sess := s.newSession(id, r.Username, r.Expiry)
+		o := r.Owner
+		if o == nil {
+			o = &owner{Username: r.Username}
+		}
+		sess := s.newSession(id, o, r.Expiry)
+		// Authorized from the stored identity: rules changed while the broker was down
+		// are applied before anything is delivered (see recheckRestored), and rule
+		// changes from now on reach this session too.
+		sess.az = o.authorizer(s.authz, id, now)
 		for _, sr := range r.Subs {
 			group, _, shared := parseSharedFilter(sr.Filter)
 			sub := &subscription{filter: sr.Filter, group: group, isShared: shared, qos: sr.QoS, noLocal: sr.NL, rap: sr.RAP, rh: sr.RH, subID: sr.SubID}
@@ -345,6 +357,7 @@ func (s *Server) Restore(ctx context.Context) error {
 		s.mu.Lock()
 		s.sessions[id] = sess
 		s.mu.Unlock()
+		restored = append(restored, sess)
 		nSessions++
 		return nil
 	})
@@ -353,6 +366,15 @@ func (s *Server) Restore(ctx context.Context) error {
 	}
 	for _, id := range expired {
 		s.deleteStoredSession(id)
+	}
+	// Rules may have changed while the broker was down: what they no longer allow is
+	// withdrawn, with the messages queued for it, before any client can connect.
+	removed := 0
+	for _, sess := range restored {
+		removed += s.recheckSession(ctx, sess)
+	}
+	if removed > 0 {
+		s.log.Info("restored sessions: subscriptions no longer authorized removed", "count", removed)
 	}
 	s.log.Info("restored from store", "retained", nRetained, "sessions", nSessions, "queued", nQueued, "expired_sessions", len(expired))
 	return nil

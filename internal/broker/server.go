@@ -191,7 +191,7 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 		s.mu.Lock()
 		sess := s.sessions[id]
 		if sess == nil {
-			sess = s.newSessionLocked(id, c.info.Username, expiry)
+			sess = s.newSessionLocked(id, ownerOf(c), expiry)
 			sess.conn = c
 			sess.az = c.az
 			sess.online.Store(true)
@@ -221,13 +221,15 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 			sess.mu.Unlock()
 			continue
 		}
-		if cleanStart || sess.username != c.info.Username {
-			// A clean start, or another principal using this client id: the old session's
-			// subscriptions and messages are never handed over.
+		if cleanStart || !sess.ownedBy(c.auth.principal) {
+			// A clean start, or another principal using this client id (the same client
+			// id and user name are not enough: only what authentication vouched for
+			// counts): the old session's subscriptions and messages are never handed over.
 			sess.mu.Unlock()
 			s.destroySession(sess)
 			continue
 		}
+		sess.owner.Store(ownerOf(c))
 		sess.conn = c
 		sess.az = c.az
 		sess.online.Store(true)
@@ -284,17 +286,19 @@ func (s *Server) destroySession(sess *session) {
 }
 
 // newSessionLocked creates a session; call with s.mu held.
-func (s *Server) newSessionLocked(id, username string, expiry uint32) *session {
+func (s *Server) newSessionLocked(id string, o *owner, expiry uint32) *session {
 	s.nextSeq++
-	return &session{srv: s, id: id, seq: s.nextSeq, username: username, expiry: expiry,
+	sess := &session{srv: s, id: id, seq: s.nextSeq, expiry: expiry,
 		subs: make(map[string]*subscription), inflight: make(map[uint16]*outMsg), awaitRel: make(map[uint16]time.Time)}
+	sess.owner.Store(o)
+	return sess
 }
 
 // newSession creates a session that is not yet in the registry.
-func (s *Server) newSession(id, username string, expiry uint32) *session {
+func (s *Server) newSession(id string, o *owner, expiry uint32) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.newSessionLocked(id, username, expiry)
+	return s.newSessionLocked(id, o, expiry)
 }
 
 // expireSession ends a session whose expiry interval has passed while it was offline.

@@ -35,9 +35,11 @@ type session struct {
 	seq uint64 // creation order, used to order and merge deliveries
 
 	online atomic.Bool // a connection is attached (read without the lock by the router)
+	// owner is who the session belongs to; never nil. Replaced (not changed) when its
+	// principal resumes it, read without the lock (connection limits).
+	owner atomic.Pointer[owner]
 
 	mu        sync.Mutex
-	username  string // the principal that owns the session
 	conn      *conn
 	expiry    uint32 // seconds after disconnect; 0 = ends with the connection; ^0 = never
 	subs      map[string]*subscription
@@ -50,7 +52,7 @@ type session struct {
 	lastSeq   uint64               // last queue entry number used in the store
 	awaitRel  map[uint16]time.Time // inbound QoS 2 ids between PUBREC and PUBREL
 	destroyed bool
-	az        ClientAuthorizer // of the last connection; nil for a session restored from the store
+	az        ClientAuthorizer // of the last connection, or built from owner for a restored session
 
 	expiryTimer *time.Timer
 	willTimer   *time.Timer

@@ -8,7 +8,9 @@ package jwtauth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,7 +117,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 	if info == nil {
 		info = &clientinfo.Info{}
 	}
-	return a.grant(info, claims)
+	return a.grant(info, claims, tok)
 }
 
 // looksLikeJWS reports whether s has the compact JWS shape header.payload.signature with a
@@ -183,11 +185,12 @@ func (a *Authenticator) failure(ctx context.Context, err error) authn.Result {
 }
 
 // grant applies the claim checks to a verified token and builds the Allow.
-func (a *Authenticator) grant(info *clientinfo.Info, claims jwt.MapClaims) authn.Result {
+func (a *Authenticator) grant(info *clientinfo.Info, claims jwt.MapClaims, tok string) authn.Result {
 	if err := a.verifyClaims(info, claims); err != nil {
 		return deny("%v", err)
 	}
 	res := authn.Allowed()
+	res.Principal = principal(claims, tok)
 	if raw, ok := claims[a.s.aclClaim]; ok {
 		rules, err := parseACL(raw)
 		if err != nil {
@@ -219,4 +222,18 @@ func (a *Authenticator) grant(info *clientinfo.Info, claims jwt.MapClaims) authn
 		}
 	}
 	return res
+}
+
+// principal is who a verified token speaks for: its issuer and subject. The CONNECT's user
+// name is not part of it (without verify_claims it is free text), so a client holding a
+// token of its own cannot resume another subject's session. A token without a subject
+// vouches only for itself: its session can be resumed with that very token.
+func principal(claims jwt.MapClaims, tok string) string {
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		sum := sha256.Sum256([]byte(tok))
+		return "jwt:token=" + hex.EncodeToString(sum[:16])
+	}
+	iss, _ := claims["iss"].(string)
+	return fmt.Sprintf("jwt:iss=%q,sub=%q", iss, sub)
 }

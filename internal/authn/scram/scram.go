@@ -281,5 +281,7 @@ func (c *conversation) final(in []byte) ([]byte, bool, authn.Result) {
 		}
 		return nil, true, deny(detail)
 	}
-	return []byte(out), true, authn.Result{Outcome: authn.Allow, Superuser: c.acct.Superuser}
+	// The proof was checked against this account's credentials: it owns the session.
+	return []byte(out), true, authn.Result{Outcome: authn.Allow, Superuser: c.acct.Superuser,
+		Principal: "scram:" + c.sc.Username()}
 }

@@ -88,6 +88,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 	switch a.match {
 	case MatchNone:
 		r := authn.Allowed()
+		r.Principal = principal(c)
 		r.Detail = "x509: verified certificate " + quote(c.CN)
 		return r
 	case MatchCN:
@@ -107,6 +108,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, info *clientinfo.Info,
 		}
 		if v == info.ClientID {
 			r := authn.Allowed()
+			r.Principal = principal(c)
 			r.Detail = "x509: client id matches certificate " + a.match
 			return r
 		}
@@ -136,3 +138,13 @@ func quote(s string) string {
 }
 
 var _ authn.Authenticator = (*Authenticator)(nil)
+
+// principal is the identity a verified certificate proves: its issuer and subject, which
+// survive a renewal of the certificate. A certificate vouched for by a trusted load
+// balancer is known by its common name only.
+func principal(c *clientinfo.Cert) string {
+	if c.ViaProxy {
+		return fmt.Sprintf("x509:proxy,cn=%q", c.CN)
+	}
+	return fmt.Sprintf("x509:issuer=%q,subject=%q", c.Issuer, c.DN)
+}
