@@ -288,6 +288,7 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	o.RateLimitReject = m.RateLimitOnExceed == config.RateLimitReject
 	o.MaxListenerPublishRate = m.MaxListenerPublishRate
 	o.MaxConnectionsPerUsername = int(limit(m.MaxConnectionsPerUsername))
+	o.MaxSessions = int(limit(m.MaxSessions))
 	o.MaxConnectionLifetime = m.MaxConnectionLifetime.Duration()
 	o.MaxRetained = int(m.MaxRetainedMessages)
 	o.MaxRetainedPayload = int(m.MaxRetainedPayloadSize.Bytes())

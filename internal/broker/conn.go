@@ -398,6 +398,10 @@ func (c *conn) connect(ctx context.Context, cp *packet.Connect) bool {
 	c.held = true
 	c.wmu.Unlock()
 	sess, present, err := c.srv.openSession(c, cp.CleanStart, expiry)
+	if errors.Is(err, errSessionsFull) {
+		c.srv.limitHit(reasonSessionsFull, c, "max_sessions", o.MaxSessions)
+		return c.refuse(packet.QuotaExceeded, err.Error())
+	}
 	if err != nil {
 		return c.refuse(packet.ServerBusy, err.Error())
 	}

@@ -223,9 +223,9 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 	var sends []retainedSend
 	denied := false
 	for i, req := range p.Subscriptions {
-		if c.subscriptionsFull(req.Filter) {
+		if full, why := c.subscriptionsFull(req.Filter); full {
 			codes[i] = c.quotaCode(packet.SubackFailure)
-			c.srv.limitHit(reasonSubscriptionQuota, c)
+			c.srv.limitHit(why, c)
 			continue
 		}
 		code, sub, refused := c.grant(ctx, req, subID)
@@ -235,8 +235,7 @@ func (c *conn) handleSubscribe(ctx context.Context, p *packet.Subscribe, now tim
 			continue
 		}
 		c.sess.mu.Lock()
-		_, existed := c.sess.subs[sub.filter]
-		c.sess.subs[sub.filter] = sub
+		existed := c.sess.putSubLocked(sub)
 		c.sess.mu.Unlock()
 		c.srv.router.add(c.sess, sub)
 		// Retained messages: not for shared subscriptions; retain handling 1 only for a new
@@ -297,24 +296,29 @@ func (c *conn) grant(ctx context.Context, req packet.Subscription, subID int) (c
 }
 
 // subscriptionsFull reports whether filter would be a subscription beyond the session's
-// MaxSubscriptions; subscribing again to a filter the session has is always allowed.
-func (c *conn) subscriptionsFull(filter string) bool {
-	limit := c.srv.o.MaxSubscriptions
-	if limit < 0 {
-		return false
-	}
+// MaxSubscriptions or past the memory budget, and which; subscribing again to a filter
+// the session has is always allowed.
+func (c *conn) subscriptionsFull(filter string) (bool, limitReason) {
 	c.sess.mu.Lock()
-	defer c.sess.mu.Unlock()
 	_, has := c.sess.subs[filter]
-	return !has && len(c.sess.subs) >= limit
+	n := len(c.sess.subs)
+	c.sess.mu.Unlock()
+	switch limit := c.srv.o.MaxSubscriptions; {
+	case has:
+		return false, 0
+	case limit >= 0 && n >= limit:
+		return true, reasonSubscriptionQuota
+	case c.srv.memoryFull(subCost(filter), false):
+		return true, reasonSubscriptionMemory
+	}
+	return false, 0
 }
 
 func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (packet.ReasonCode, string) {
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
 		c.sess.mu.Lock()
-		_, ok := c.sess.subs[f]
-		delete(c.sess.subs, f)
+		ok := c.sess.dropSubLocked(f)
 		c.sess.mu.Unlock()
 		if ok {
 			c.srv.router.remove(c.sess, f)

@@ -23,10 +23,12 @@ import (
 //   - Per-connection token buckets pace PUBLISH and control packets, and one bucket per
 //     listener paces the PUBLISH packets of all its connections (ratelimit.go).
 //   - Retained messages have a count, a payload size and a byte budget, and may expire.
-//   - Session queues and retained messages together stay under MaxMemoryBytes: past it,
-//     QoS 0 messages for sessions that are not keeping up are dropped and no new retained
-//     message is stored; past MaxMemoryBytes plus an eighth, messages of any QoS that
-//     would wait in a queue are dropped too.
+//   - At most MaxSessions sessions exist, online or offline (openSession).
+//   - Session queues, subscriptions and retained messages together stay under
+//     MaxMemoryBytes: past it, QoS 0 messages for sessions that are not keeping up are
+//     dropped, no new retained message is stored and no new subscription is granted;
+//     past MaxMemoryBytes plus an eighth, messages of any QoS that would wait in a queue
+//     are dropped too.
 
 // defaultMemory is assumed when the memory available to the process cannot be read.
 const defaultMemory = 4 << 30
@@ -55,6 +57,8 @@ const (
 	reasonUsernameConnections
 	reasonLifetimeEnded
 	reasonListenerPublishThrottled
+	reasonSessionsFull
+	reasonSubscriptionMemory
 	numLimitReasons
 )
 
@@ -77,6 +81,8 @@ func (r limitReason) String() string {
 		reasonUsernameConnections:      "username_connections",
 		reasonLifetimeEnded:            "connection_lifetime",
 		reasonListenerPublishThrottled: "listener_publish_throttled",
+		reasonSessionsFull:             "sessions_full",
+		reasonSubscriptionMemory:       "subscription_memory_full",
 	}[r]
 }
 
@@ -96,6 +102,7 @@ func (r limitReason) level() slog.Level {
 // limitState is the abuse-control state of one Server.
 type limitState struct {
 	queued     atomic.Int64 // bytes in session queues (see addQueued)
+	subs       atomic.Int64 // bytes counted for subscriptions (see subCost)
 	hits       [numLimitReasons]atomic.Int64
 	loggedAt   [numLimitReasons]atomic.Int64 // unix nanoseconds of the last log line
 	suppressed [numLimitReasons]atomic.Int64 // hits not logged since then
@@ -132,8 +139,13 @@ type LimitStats struct {
 	// ListenerPublishThrottled counts PUBLISH packets whose reading waited for
 	// MaxListenerPublishRate (rather than for a per-connection rate).
 	ListenerPublishThrottled int64
+	// SessionsRefused counts CONNECTs refused because MaxSessions sessions existed.
+	SessionsRefused int64
+	// SubscriptionMemoryFull counts filters refused because the memory budget was full.
+	SubscriptionMemoryFull int64
 
-	QueuedBytes      int64 // bytes in session queues now
+	QueuedBytes       int64 // bytes in session queues now
+	SubscriptionBytes int64 // bytes counted for the subscriptions of every session now
 	RetainedBytes    int64 // bytes of retained messages now
 	RetainedMessages int64 // retained messages now
 }
@@ -160,7 +172,10 @@ func (s *Server) LimitStats() LimitStats {
 		UsernameConnectionsRefused: h(reasonUsernameConnections),
 		LifetimeEnded:              h(reasonLifetimeEnded),
 		ListenerPublishThrottled:   h(reasonListenerPublishThrottled),
+		SessionsRefused:            h(reasonSessionsFull),
+		SubscriptionMemoryFull:     h(reasonSubscriptionMemory),
 		QueuedBytes:                l.queued.Load(),
+		SubscriptionBytes:          l.subs.Load(),
 		RetainedBytes:              s.retained.bytes.Load(),
 		RetainedMessages:           s.retained.count.Load(),
 	}
@@ -192,9 +207,9 @@ func (s *Server) limitHits(r limitReason, n int64, c *conn, attrs ...any) {
 	s.log.Log(context.Background(), r.level(), msg, attrs...)
 }
 
-// memoryUsed is what session queues and retained messages hold.
+// memoryUsed is what session queues, subscriptions and retained messages hold.
 func (s *Server) memoryUsed() int64 {
-	return s.o.limits.queued.Load() + s.retained.bytes.Load()
+	return s.o.limits.queued.Load() + s.o.limits.subs.Load() + s.retained.bytes.Load()
 }
 
 // memoryFull reports whether adding extra bytes would pass the memory budget; with hard,
@@ -377,7 +392,10 @@ func (l LimitStats) counters() []limitCounter {
 		{"username_connections_refused", l.UsernameConnectionsRefused},
 		{"connection_lifetime_ended", l.LifetimeEnded},
 		{"listener_publish_throttled", l.ListenerPublishThrottled},
+		{"sessions_refused", l.SessionsRefused},
+		{"subscription_memory_full", l.SubscriptionMemoryFull},
 		{"queued_bytes", l.QueuedBytes},
+		{"subscription_bytes", l.SubscriptionBytes},
 		{"retained_bytes", l.RetainedBytes},
 	}
 }

@@ -74,6 +74,11 @@ type Options struct {
 	// taking over its own session (same client id and user name) is not counted twice,
 	// and clients without a user name are not counted. Taken as given; 0 means no limit.
 	MaxConnectionsPerUsername int
+	// MaxSessions bounds the sessions the broker holds, online and offline together; a
+	// CONNECT that needs a new session beyond it is refused with 0x97 (MQTT 3.1.1: server
+	// unavailable). Resuming or taking over an existing session always works. Taken as
+	// given; 0 means no limit.
+	MaxSessions int
 	// MaxConnectionLifetime ends a connection this long after its CONNECT was accepted
 	// (MQTT 5: DISCONNECT 0xA0, maximum connect time), parked or not, so that clients
 	// authenticate again. Each connection's lifetime is drawn between nine tenths of it

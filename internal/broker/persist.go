@@ -323,7 +323,7 @@ func (s *Server) Restore(ctx context.Context) error {
 		for _, sr := range r.Subs {
 			group, _, shared := parseSharedFilter(sr.Filter)
 			sub := &subscription{filter: sr.Filter, group: group, isShared: shared, qos: sr.QoS, noLocal: sr.NL, rap: sr.RAP, rh: sr.RH, subID: sr.SubID}
-			sess.subs[sub.filter] = sub
+			sess.putSubLocked(sub)
 			s.router.add(sess, sub)
 		}
 		qerr := s.st.ForEachQueued(ctx, id, func(seq uint64, v []byte) error {

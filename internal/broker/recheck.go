@@ -60,7 +60,7 @@ func (s *Server) recheckSession(ctx context.Context, sess *session) int {
 	for _, sub := range denied {
 		// Only the subscription checked: the client may have subscribed again meanwhile.
 		if sess.subs[sub.filter] == sub {
-			delete(sess.subs, sub.filter)
+			sess.dropSubLocked(sub.filter)
 			gone = append(gone, sub)
 		}
 	}

@@ -182,6 +182,9 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, meta listener.Meta
 	c.serve(ctx) // returns early when the connection parks
 }
 
+// errSessionsFull is returned by openSession when MaxSessions sessions exist.
+var errSessionsFull = errors.New("the broker holds max_sessions sessions")
+
 // openSession attaches c to the session of its client id: a new one, or the existing one
 // when the client asked to resume and is the same principal. A connection already attached
 // to the session is taken over [MQTT-3.1.4-3]. It reports whether a session was resumed.
@@ -191,6 +194,10 @@ func (s *Server) openSession(c *conn, cleanStart bool, expiry uint32) (*session,
 		s.mu.Lock()
 		sess := s.sessions[id]
 		if sess == nil {
+			if limit := s.o.MaxSessions; limit > 0 && len(s.sessions) >= limit {
+				s.mu.Unlock()
+				return nil, false, errSessionsFull
+			}
 			sess = s.newSessionLocked(id, ownerOf(c), expiry)
 			sess.conn = c
 			sess.az = c.az
@@ -267,8 +274,7 @@ func (s *Server) destroySession(sess *session) {
 		return
 	}
 	sess.destroyed = true
-	subs := sess.subs
-	sess.subs = nil
+	subs := sess.takeSubsLocked()
 	sess.addQueued(-sess.queueSize) // the memory budget counts live queues only
 	sess.queue, sess.queueHead = nil, 0
 	sess.inflight = nil

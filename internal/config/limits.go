@@ -18,6 +18,8 @@ type ResourceLimits struct {
 	// MaxListenerPublishRate bounds the PUBLISH packets per second of all the clients of
 	// one listener together (each listener separately); 0 = unlimited.
 	MaxListenerPublishRate int `yaml:"max_listener_publish_rate"`
+	// MaxSessions bounds the sessions the broker holds, online and offline together.
+	MaxSessions Limit `yaml:"max_sessions"`
 	// MaxConnectionsPerUsername bounds the clients connected at once with one user name.
 	MaxConnectionsPerUsername Limit `yaml:"max_connections_per_username"`
 	// MaxConnectionLifetime disconnects a client this long after it connected, so that it
@@ -28,8 +30,8 @@ type ResourceLimits struct {
 	MaxRetainedPayloadSize Size     `yaml:"max_retained_payload_size"`
 	MaxRetainedBytes       Size     `yaml:"max_retained_bytes"`
 	RetainedExpiry         Duration `yaml:"retained_expiry"`
-	// MaxMemoryQueuedBytes bounds session queues and retained messages together; 0 = a
-	// quarter of the memory available to the broker.
+	// MaxMemoryQueuedBytes bounds session queues, subscriptions and retained messages
+	// together; 0 = a quarter of the memory available to the broker.
 	MaxMemoryQueuedBytes Size `yaml:"max_memory_queued_bytes"`
 }
 
@@ -57,6 +59,7 @@ func defaultResourceLimits() ResourceLimits {
 		MaxRetainedPayloadSize: 1 * MB,
 		MaxRetainedBytes:       1 * GB,
 
+		MaxSessions:               1_000_000,
 		MaxConnectionsPerUsername: Infinity,
 	}
 }
@@ -79,6 +82,9 @@ func (c *Config) checkResourceLimits(ch *checker) {
 	ch.intRange("mqtt.max_control_rate", l.MaxControlRate, 0, maxRate)
 	ch.enum("mqtt.rate_limit_on_exceed", checkEnum(l.RateLimitOnExceed, RateLimitThrottle, RateLimitReject))
 	ch.intRange("mqtt.max_listener_publish_rate", l.MaxListenerPublishRate, 0, maxRate)
+	if !l.MaxSessions.Unlimited() && l.MaxSessions < 1 {
+		ch.add("mqtt.max_sessions", "must be at least 1 or infinity, got %d", int(l.MaxSessions))
+	}
 	if !l.MaxConnectionsPerUsername.Unlimited() && l.MaxConnectionsPerUsername < 1 {
 		ch.add("mqtt.max_connections_per_username", "must be at least 1 or infinity, got %d", int(l.MaxConnectionsPerUsername))
 	}

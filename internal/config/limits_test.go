@@ -21,6 +21,7 @@ func TestValidateResourceLimits(t *testing.T) {
 			l.MaxPublishRate, l.MaxPublishBytesRate, l.MaxControlRate = 0, 0, 0
 			l.RetainedExpiry, l.MaxMemoryQueuedBytes = 0, 0
 			l.MaxListenerPublishRate, l.MaxConnectionsPerUsername, l.MaxConnectionLifetime = 0, Infinity, 0
+			l.MaxSessions = Infinity
 		}, nil},
 		{"edges", func(l *ResourceLimits) {
 			l.MaxConnectPacketSize = 64
@@ -42,6 +43,7 @@ func TestValidateResourceLimits(t *testing.T) {
 			l.MaxMemoryQueuedBytes = MB - 1
 			l.RateLimitOnExceed = ""
 			l.MaxConnectionsPerUsername = 0
+			l.MaxSessions = 0
 			l.MaxConnectionLifetime = Duration(999 * time.Millisecond)
 		}, []string{
 			"mqtt.max_connect_packet_size: must be between 64B and 268435460 bytes, got 63B",
@@ -52,6 +54,7 @@ func TestValidateResourceLimits(t *testing.T) {
 			"mqtt.max_retained_bytes: must be at least 1B, got 0B",
 			"mqtt.retained_expiry: must be 0 (never) or at least 1s, got 500ms",
 			"mqtt.max_memory_queued_bytes: must be 0 (a quarter of the memory) or at least 1MB, got 1048575B",
+			"mqtt.max_sessions: must be at least 1 or infinity, got 0",
 			"mqtt.max_connections_per_username: must be at least 1 or infinity, got 0",
 			"mqtt.max_connection_lifetime: must be 0 (no limit) or at least 1s, got 999ms",
 		}},

@@ -192,7 +192,7 @@ func TestLoadFullExample(t *testing.T) {
 			MaxPublishBytesRate: 64 * KB, MaxControlRate: 0, RateLimitOnExceed: RateLimitReject,
 			MaxRetainedMessages: 5000, MaxRetainedPayloadSize: 64 * KB, MaxRetainedBytes: 256 * MB,
 			RetainedExpiry: Duration(30 * 24 * time.Hour), MaxMemoryQueuedBytes: 2 * GB,
-			MaxConnectionsPerUsername: Infinity,
+			MaxConnectionsPerUsername: Infinity, MaxSessions: 1_000_000,
 		},
 	}
 	want.SysTopics.SysMsgInterval = 0
