@@ -146,8 +146,8 @@ type LimitStats struct {
 
 	QueuedBytes       int64 // bytes in session queues now
 	SubscriptionBytes int64 // bytes counted for the subscriptions of every session now
-	RetainedBytes    int64 // bytes of retained messages now
-	RetainedMessages int64 // retained messages now
+	RetainedBytes     int64 // bytes of retained messages now
+	RetainedMessages  int64 // retained messages now
 }
 
 // LimitStats returns the abuse-control counters.
