@@ -136,6 +136,7 @@ func buildAuthz(ctx context.Context, cfg *config.Config, db *controldb.DB, conns
 			sources = append(sources, authz.WithTTL(h, s.TTL.Duration()))
 		}
 	}
+	warnUnboundClientID(log, cfg, a.files)
 	noMatch := authz.Deny
 	if az.NoMatch == "allow" {
 		noMatch = authz.Allow
@@ -168,7 +169,8 @@ func (a *authzSetup) reloadACLFiles() {
 
 // checkAuthz checks the authorization sources as buildAuthz would, without opening the
 // control database: ACL files are read and compiled, HTTP sources validated.
-func checkAuthz(cfg *config.Config) error {
+func checkAuthz(cfg *config.Config, log *slog.Logger) error {
+	var files []*file.Source
 	for i, s := range cfg.Authorization.Sources {
 		if !s.Enable {
 			continue
@@ -177,7 +179,10 @@ func checkAuthz(cfg *config.Config) error {
 		var err error
 		switch s.Type {
 		case config.SourceFile:
-			_, err = file.New(s.Path, slog.New(slog.DiscardHandler))
+			var f *file.Source
+			if f, err = file.New(s.Path, slog.New(slog.DiscardHandler)); err == nil {
+				files = append(files, f)
+			}
 		case config.SourceHTTP:
 			err = httpConfig(s).Validate()
 		}
@@ -185,6 +190,7 @@ func checkAuthz(cfg *config.Config) error {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
+	warnUnboundClientID(log, cfg, files)
 	return nil
 }
 

@@ -51,7 +51,7 @@ func newServeCommand() *cobra.Command {
 				if err := checkAuthn(cmd.Context(), cfg); err != nil {
 					return err
 				}
-				if err := checkAuthz(cfg); err != nil {
+				if err := checkAuthz(cfg, newLogger(cmd.ErrOrStderr(), cfg.Log)); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")

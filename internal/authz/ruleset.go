@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/rampart-mqtt/rampart/internal/clientinfo"
@@ -112,6 +113,16 @@ func (rs *RuleSet) Len() int { return rs.n }
 // UsesPlaceholders reports whether any rule topic has a ${...} placeholder. The broker then
 // refuses client ids and user names for which UnsafeForPlaceholders is true.
 func (rs *RuleSet) UsesPlaceholders() bool { return len(rs.tmpl) > 0 }
+
+// UsesPlaceholder reports whether any rule topic has the placeholder name ("clientid").
+func (rs *RuleSet) UsesPlaceholder(name string) bool {
+	for _, l := range rs.tmpl {
+		if slices.Contains(l.t.Vars(), name) {
+			return true
+		}
+	}
+	return false
+}
 
 // ClientRules are a rule set's rules as they apply to one client: its buckets picked and its
 // placeholders expanded. It is immutable and safe for concurrent use.

@@ -96,6 +96,9 @@ func (s *Source) ForClient(info *clientinfo.Info) authz.ClientSource {
 // UsesPlaceholders reports whether the rules in force use ${...} placeholders.
 func (s *Source) UsesPlaceholders() bool { return s.rules.Load().UsesPlaceholders() }
 
+// UsesPlaceholder reports whether the rules in force use the placeholder name.
+func (s *Source) UsesPlaceholder(name string) bool { return s.rules.Load().UsesPlaceholder(name) }
+
 // Len returns the number of rules in force.
 func (s *Source) Len() int { return s.rules.Load().Len() }
 
