@@ -464,3 +464,36 @@ func TestClientAttrsAndSuperuser(t *testing.T) {
 		t.Fatalf("a string \"true\" made a superuser: %+v", r)
 	}
 }
+
+// TestPrincipal: the session owner a token vouches for is its issuer and subject, never
+// the CONNECT's user name; a token without a subject vouches only for itself.
+func TestPrincipal(t *testing.T) {
+	ref, secret := secretFile(t, 32)
+	a := newAuth(t, Config{Algorithm: AlgorithmHMAC, Secret: ref, Algorithms: []string{"HS256"}})
+	exp := time.Now().Add(time.Hour).Unix()
+	tok := func(claims jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, secret, claims, "") }
+	alice := tok(jwt.MapClaims{"exp": exp, "sub": "alice", "iss": "idp"})
+	alice2 := tok(jwt.MapClaims{"exp": exp + 1, "sub": "alice", "iss": "idp"})
+	other := tok(jwt.MapClaims{"exp": exp, "sub": "alice", "iss": "other-idp"})
+	noSub1 := tok(jwt.MapClaims{"exp": exp})
+	noSub2 := tok(jwt.MapClaims{"exp": exp + 1})
+	p := func(token, user string) string {
+		info := testInfo()
+		info.Username = user
+		r := auth(a, info, token)
+		wantAllow(t, r)
+		return r.Principal
+	}
+	if got := p(alice, "anything"); got != `jwt:iss="idp",sub="alice"` {
+		t.Fatalf("principal %q", got)
+	}
+	if p(alice, "x") != p(alice2, "y") {
+		t.Fatal("two tokens of one subject are different principals")
+	}
+	if p(alice, "x") == p(other, "x") {
+		t.Fatal("the same subject from another issuer is the same principal")
+	}
+	if p(noSub1, "x") == p(noSub2, "x") || p(noSub1, "x") != p(noSub1, "y") {
+		t.Fatal("a token without sub must vouch for itself only")
+	}
+}
