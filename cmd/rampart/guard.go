@@ -14,11 +14,14 @@ import (
 )
 
 // connectGuard refuses banned clients before authentication and bans flapping ones: it
-// implements broker.Guard.
+// implements broker.Guard. A flap is a connection that ends abnormally or is taken over
+// (counted by client id and user name, which authentication vouched for, and by peer
+// address), or a refused authentication (counted by peer address only, so that nobody can
+// get another's client id or user name banned by failing to log in with it).
 type connectGuard struct {
 	bans *guard.Bans
-	pre  *guard.Flapping // counts peer addresses, before authentication
-	post *guard.Flapping // counts client ids and user names, after it
+	pre  *guard.Flapping // counts peer addresses
+	post *guard.Flapping // counts client ids and user names
 	log  *slog.Logger
 }
 
@@ -72,18 +75,35 @@ func (g *connectGuard) disconnectOnBan(srv *broker.Server) {
 	})
 }
 
-// Check refuses a banned client, and a peer address that connects too often.
-func (g *connectGuard) Check(ctx context.Context, info *clientinfo.Info) (string, bool) {
+// Check refuses a banned client, and a peer address banned for flapping.
+func (g *connectGuard) Check(_ context.Context, info *clientinfo.Info) (string, bool) {
 	if b, ok := g.bans.Match(info); ok {
 		return "banned (" + string(b.Kind) + "): " + b.Reason, true
 	}
-	if g.pre != nil && g.pre.Connect(ctx, info) {
-		return "connecting too often from this address (flapping)", true
+	if g.pre != nil && g.pre.Banned(info) {
+		return "banned (peerhost): flapping", true
 	}
 	return "", false
 }
 
-// Connected counts an authenticated connect by client id and user name.
-func (g *connectGuard) Connected(ctx context.Context, info *clientinfo.Info) bool {
-	return g.post != nil && g.post.Connect(ctx, info)
+// Connected refuses an authenticated client whose client id or user name is banned for
+// flapping. The ban list has refused it already, unless the list would not take the ban.
+func (g *connectGuard) Connected(_ context.Context, info *clientinfo.Info) bool {
+	return g.post != nil && g.post.Banned(info)
+}
+
+// Ended counts the flaps: abnormal ends and takeovers by every identity, refusals by peer
+// address. Clean ends, and ends the server chose, are not flaps.
+func (g *connectGuard) Ended(ctx context.Context, info *clientinfo.Info, how broker.End) {
+	switch how {
+	case broker.EndAbnormal, broker.EndTakenOver:
+		if g.post != nil {
+			g.post.Count(ctx, info)
+		}
+		fallthrough
+	case broker.EndRefused:
+		if g.pre != nil {
+			g.pre.Count(ctx, info)
+		}
+	}
 }

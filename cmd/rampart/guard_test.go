@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/rampart-mqtt/rampart/internal/authn/builtin"
 	"github.com/rampart-mqtt/rampart/internal/broker"
+	"github.com/rampart-mqtt/rampart/internal/clientinfo"
 	"github.com/rampart-mqtt/rampart/internal/config"
 	"github.com/rampart-mqtt/rampart/internal/guard"
 	"github.com/rampart-mqtt/rampart/internal/listener"
@@ -58,31 +60,53 @@ func connectCode(t *testing.T, addr, id string) (packet.ReasonCode, *rawClient) 
 	return expect[*packet.Connack](c).ReasonCode, c
 }
 
-func TestGuardFlappingClientIsBanned(t *testing.T) {
-	cfg := config.Default()
-	cfg.Node.DataDir = t.TempDir()
-	addr, _ := guardBroker(t, cfg)
-	refusedAt := 0
-	for i := 1; i <= 20; i++ {
-		got, c := connectCode(t, addr, "flappy")
-		c.close()
-		if got == packet.Banned {
-			refusedAt = i
-			break
-		}
-		if got != packet.Success {
-			t.Fatalf("connect %d: CONNACK 0x%02X", i, byte(got))
-		}
+// TestGuardEndsCounted: which ends of a connection are flaps, and by what they count. A
+// refused authentication counts by peer address only, so that failing to log in with a
+// device's client id cannot get the device banned.
+func TestGuardEndsCounted(t *testing.T) {
+	tests := []struct {
+		end                broker.End
+		clientID, peerHost bool // banned after 16 such ends
+	}{
+		{broker.EndClean, false, false},
+		{broker.EndByServer, false, false},
+		{broker.EndAbnormal, true, true},
+		{broker.EndTakenOver, true, true},
+		{broker.EndRefused, false, true},
 	}
-	if refusedAt != 16 {
-		t.Fatalf("first refusal at connect %d, want 16 (max_count 15)", refusedAt)
+	for _, tc := range tests {
+		t.Run(tc.end.String(), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.FlappingDetect.CountBy = []string{"clientid", "peerhost"}
+			db, err := controldb.Open(testCtx(t), filepath.Join(t.TempDir(), controlDBFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			g, err := buildGuard(testCtx(t), cfg, db, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := &clientinfo.Info{ClientID: "dev-1", Peer: netip.MustParseAddrPort("127.0.0.9:4000")}
+			for range 16 {
+				g.Ended(testCtx(t), dev, tc.end)
+			}
+			sameID := &clientinfo.Info{ClientID: "dev-1", Peer: netip.MustParseAddrPort("127.0.0.10:4000")}
+			sameHost := &clientinfo.Info{ClientID: "dev-2", Peer: netip.MustParseAddrPort("127.0.0.9:4001")}
+			_, idBanned := g.Check(testCtx(t), sameID)
+			_, hostBanned := g.Check(testCtx(t), sameHost)
+			if idBanned != tc.clientID || hostBanned != tc.peerHost {
+				t.Fatalf("client id banned %v, peer address banned %v; want %v, %v", idBanned, hostBanned, tc.clientID, tc.peerHost)
+			}
+		})
 	}
-	// Another client id is not affected.
-	if got, c := connectCode(t, addr, "steady"); got != packet.Success {
-		t.Fatalf("an unrelated client: CONNACK 0x%02X", byte(got))
-	} else {
-		c.close()
-	}
+}
+
+// testCtx is a context that ends with the test.
+func testCtx(t *testing.T) context.Context {
+	c, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return c
 }
 
 func TestGuardBans(t *testing.T) {

@@ -39,12 +39,14 @@ func (c *conn) authenticate(ctx context.Context, cp *packet.Connect, ack *packet
 			clear(cp.Password)
 			return c.refuse(packet.Banned, why)
 		}
+		c.guarded = true // finish tells the guard how the connection ended
 	}
 	if !c.authenticateChain(ctx, cp, ack) {
 		return false
 	}
 	if g != nil && g.Connected(ctx, &c.info) {
-		return c.refuse(packet.Banned, "connecting too often (flapping)")
+		c.guarded = false // the guard's own refusal is not an end to tell it of
+		return c.refuse(packet.Banned, "banned for flapping")
 	}
 	return true
 }

@@ -64,6 +64,8 @@ type conn struct {
 	willDelay    time.Duration
 	willDone     bool // DISCONNECT other than 0x04 received: no will [MQTT-3.1.2-8]
 	disconnected bool // the client sent DISCONNECT
+	cleanEnd     bool // ... with reason 0x00 or 0x04 (or before MQTT 5)
+	guarded      bool // the Guard let the client through: finish tells it the end
 
 	inAlias map[uint16]string
 	scratch []target
@@ -86,7 +88,7 @@ type conn struct {
 	az   ClientAuthorizer // what the client may do; set after authentication
 
 	kickOnce   sync.Once
-	kickReason packet.ReasonCode
+	kickReason packet.ReasonCode // guarded by wmu; 0 until kicked
 
 	// Abuse control, see ratelimit.go and connlimits.go.
 	rates        *connRates    // token buckets, made on first use
@@ -138,7 +140,9 @@ func newConn(s *Server, nc net.Conn, meta listener.Meta) *conn {
 // DISCONNECT with reason.
 func (c *conn) kick(reason packet.ReasonCode) {
 	c.kickOnce.Do(func() {
+		c.wmu.Lock()
 		c.kickReason = reason
+		c.wmu.Unlock()
 		if c.version == packet.V5 {
 			c.send(&packet.Disconnect{ReasonCode: reason})
 		}
@@ -188,6 +192,10 @@ func (c *conn) resume() {
 func (c *conn) finish() {
 	c.cleanup()
 	c.in.release()
+	if c.guarded {
+		// Before done is closed: a connection taking the session over waits for it.
+		c.srv.o.Guard.Ended(c.ctx, &c.info, c.end())
+	}
 	close(c.done)
 	if c.onEnd != nil {
 		c.onEnd()
@@ -195,6 +203,24 @@ func (c *conn) finish() {
 	if c.listenerDone != nil {
 		c.listenerDone()
 	}
+}
+
+// end tells how the connection ended, for the Guard.
+func (c *conn) end() End {
+	c.wmu.Lock()
+	kicked := c.kickReason
+	c.wmu.Unlock()
+	switch {
+	case c.sess == nil:
+		return EndRefused
+	case c.disconnected && c.cleanEnd:
+		return EndClean
+	case kicked == sessionTakenOver:
+		return EndTakenOver
+	case kicked != 0:
+		return EndByServer
+	}
+	return EndAbnormal
 }
 
 // closeSocket closes the connection's socket. A parked connection is woken first, so its

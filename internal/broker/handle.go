@@ -352,6 +352,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) (packet.ReasonCode, string
 	}
 	c.disconnected = true
 	c.willDone = c.version != packet.V5 || p.ReasonCode == packet.NormalDisconnection
+	c.cleanEnd = c.willDone || p.ReasonCode == packet.DisconnectWithWillMessage
 	c.closeSocket()
 	return packet.Success, ""
 }

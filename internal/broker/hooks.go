@@ -47,11 +47,50 @@ type ClientAuthorizer interface {
 }
 
 // Guard is the abuse control around authentication: Check runs before the authentication
-// chain (banned clients are refused with 0x8A), Connected after it succeeded (a client
-// reconnecting too often is refused with 0x8A and banned).
+// chain, Connected after it succeeded (either refuses a banned client with 0x8A), and
+// Ended tells how a connection that Check let through and Connected did not refuse came
+// to its end, so that the guard can ban clients that flap.
 type Guard interface {
 	Check(ctx context.Context, info *clientinfo.Info) (why string, refuse bool)
 	Connected(ctx context.Context, info *clientinfo.Info) (refuse bool)
+	// Ended is called once per such connection, on the connection's goroutine once its
+	// session is detached, and before a connection taking that session over goes on.
+	Ended(ctx context.Context, info *clientinfo.Info, how End)
+}
+
+// End is how a connection ended, as the broker tells its Guard.
+type End uint8
+
+const (
+	// EndClean: the client sent DISCONNECT (MQTT 5: reason 0x00 or 0x04).
+	EndClean End = iota
+	// EndAbnormal: the socket closed without DISCONNECT, the keep alive expired, the
+	// client broke the protocol or a limit, or sent DISCONNECT with an error reason.
+	EndAbnormal
+	// EndTakenOver: a new connection with the same client id took the session over.
+	EndTakenOver
+	// EndRefused: the client was refused at CONNECT after Check: by authentication, or by
+	// a rule applied after it (will topic, per-user connections, the session store).
+	EndRefused
+	// EndByServer: the server ended a working connection for reasons of its own: shut
+	// down, maximum connection time, credentials expired, an operator's action or a ban.
+	EndByServer
+)
+
+func (e End) String() string {
+	switch e {
+	case EndClean:
+		return "clean"
+	case EndAbnormal:
+		return "abnormal"
+	case EndTakenOver:
+		return "taken over"
+	case EndRefused:
+		return "refused"
+	case EndByServer:
+		return "by server"
+	}
+	return "unknown"
 }
 
 // allowAll is the default until the authentication and authorization chains exist. The

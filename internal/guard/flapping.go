@@ -18,12 +18,12 @@ import (
 // FlappingConfig configures Flapping (flapping_detect). A zero field takes its default
 // (see DefaultFlappingConfig), except Enable.
 type FlappingConfig struct {
-	// Enable turns detection on; when off, Connect always admits.
+	// Enable turns detection on; when off, nothing is counted or banned.
 	Enable bool
-	// MaxCount is how many connects of one identity a window admits: the connect after
-	// them bans the identity. Default 15.
+	// MaxCount is how many flaps (see Count) of one identity a window tolerates: the one
+	// after them bans the identity. Default 15.
 	MaxCount int
-	// WindowTime is the span in which connects are counted, from the first one counted.
+	// WindowTime is the span in which flaps are counted, from the first one counted.
 	// Default 1m.
 	WindowTime time.Duration
 	// BanTime is how long a flapping identity stays banned. Default 5m.
@@ -106,21 +106,26 @@ type FlappingBans interface {
 	OnRemove(fn func(Ban))
 }
 
-// Flapping detects clients that connect again and again. It counts connect attempts, as
-// they arrive and before any authentication, per client id, per username and per peer
-// address (each separately; see CountBy), in a window of WindowTime that starts with the
-// first attempt counted. The attempt that takes a count beyond MaxCount bans that
-// identity for BanTime: Flapping remembers the ban itself, refusing every attempt of the
-// identity until it ends, and puts it in the ban list (kind clientid, username or
-// peerhost; reason "flapping"; by "flapping_detect"), which persists it, shows it to
-// operators and disconnects live sessions it matches. Flapping's own record means the ban
-// holds even when the ban list refuses it (full, or the store failing); removing the ban
-// from the ban list clears the record.
+// Flapping detects clients that flap: whose connections end again and again in a way a
+// well-behaved client's do not. Its user decides what a flap is and reports each with
+// Count; the broker counts connections that end abnormally (closed without DISCONNECT,
+// keep-alive timeout, protocol error), are taken over by another connection of the same
+// client id, or are refused by authentication. A client that connects, works and
+// disconnects cleanly is never counted, however often it does so: connect rates are the
+// business of the per-address limits.
 //
-// EMQX counts disconnects per client id; counting attempts instead also catches clients
-// refused before they ever connect. An empty client id or username, and an unknown peer
-// address, are not counted. Identities are kept as 64-bit keyed hashes, never as text. A
-// Flapping is safe for concurrent use.
+// Flaps are counted per client id, per username and per peer address (each separately;
+// see CountBy), in a window of WindowTime that starts with the first flap counted. The
+// flap that takes a count beyond MaxCount bans that identity for BanTime: Flapping
+// remembers the ban itself (Banned reports it until it ends) and puts it in the ban list
+// (kind clientid, username or peerhost; reason "flapping"; by "flapping_detect"), which
+// persists it, shows it to operators and disconnects live sessions it matches. Flapping's
+// own record means the ban holds even when the ban list refuses it (full, or the store
+// failing); removing the ban from the ban list clears the record.
+//
+// An empty client id or username, and an unknown peer address, are not counted.
+// Identities are kept as 64-bit keyed hashes, never as text. A Flapping is safe for
+// concurrent use.
 type Flapping struct {
 	cfg   FlappingConfig
 	bans  FlappingBans
@@ -141,8 +146,8 @@ type flapKey struct {
 // flapEntry is the state of one identity.
 type flapEntry struct {
 	key         flapKey
-	count       int       // attempts counted since windowStart
-	windowStart time.Time // the first attempt counted
+	count       int       // flaps counted since windowStart
+	windowStart time.Time // the first flap counted
 	bannedUntil time.Time // zero unless banned
 	expires     time.Time // when all of the above is out of date
 	index       int       // position in the table's expiry heap; -1 once removed
@@ -193,18 +198,40 @@ func (f *Flapping) Entries() int {
 	return f.tracked.len()
 }
 
-// flapID is one identity of a connect attempt.
+// flapID is one identity of a client.
 type flapID struct {
 	key   flapKey
 	value string // as a ban value
 }
 
-// Connect records a connect attempt of info, which must carry the client id, username
-// and peer address of the CONNECT, and reports whether the attempt must be refused: one
-// of its identities is already banned for flapping, or this attempt bans one. A refused
-// attempt is not counted. Putting new bans in the ban list happens within the call and
-// honours ctx; the attempt is refused whether or not that succeeds.
-func (f *Flapping) Connect(ctx context.Context, info *clientinfo.Info) (banned bool) {
+// Banned reports whether one of the identities of info (client id, username, peer
+// address) is banned for flapping. It counts nothing.
+func (f *Flapping) Banned(info *clientinfo.Info) bool {
+	if !f.cfg.Enable {
+		return false
+	}
+	var buf [3]flapID
+	ids := f.identities(info, buf[:0])
+	if len(ids) == 0 {
+		return false
+	}
+	now := f.clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if e := f.tracked.get(id.key); e != nil && now.Before(e.bannedUntil) {
+			return true
+		}
+	}
+	return false
+}
+
+// Count records one flap of the client info describes, which must carry its client id,
+// username and peer address, and reports whether the client is banned for flapping now:
+// one of its identities already was (the flap is then not counted), or this flap bans
+// one. Putting new bans in the ban list happens within the call and honours ctx; the
+// identity is banned whether or not that succeeds.
+func (f *Flapping) Count(ctx context.Context, info *clientinfo.Info) (banned bool) {
 	if !f.cfg.Enable {
 		return false
 	}
@@ -232,7 +259,7 @@ func (f *Flapping) Connect(ctx context.Context, info *clientinfo.Info) (banned b
 			f.tracked.insert(e)
 		}
 		if e.count == 0 || !e.bannedUntil.IsZero() || now.Sub(e.windowStart) >= f.cfg.WindowTime {
-			// A new window: the first attempt, or the window or the ban has ended.
+			// A new window: the first flap, or the window or the ban has ended.
 			e.count, e.windowStart, e.bannedUntil = 0, now, time.Time{}
 		}
 		e.count++

@@ -56,12 +56,12 @@ func newFlapping(t *testing.T, cfg FlappingConfig) (*Flapping, *recordingBans, *
 	return f, rec, clk
 }
 
-// connects makes n attempts of info, step apart, and returns the 1-based numbers of those
-// refused.
-func connects(f *Flapping, clk *fakeClock, info *clientinfo.Info, n int, step time.Duration) []int {
+// flaps counts n flaps of info, step apart, and returns the 1-based numbers of those after
+// which the client was banned.
+func flaps(f *Flapping, clk *fakeClock, info *clientinfo.Info, n int, step time.Duration) []int {
 	var refused []int
 	for i := 1; i <= n; i++ {
-		if f.Connect(ctx, info) {
+		if f.Count(ctx, info) {
 			refused = append(refused, i)
 		}
 		clk.Advance(step)
@@ -73,8 +73,8 @@ func TestFlappingTrips(t *testing.T) {
 	f, rec, clk := newFlapping(t, FlappingConfig{})
 	info := client("dev-1", "alice", "192.0.2.7")
 	start := clk.Now()
-	// 20 connects in 10 s: the 16th is the first refused, and every one after it.
-	refused := connects(f, clk, info, 20, 500*time.Millisecond)
+	// 20 flaps in 10 s: the 16th bans, and every one after it finds the ban.
+	refused := flaps(f, clk, info, 20, 500*time.Millisecond)
 	if want := []int{16, 17, 18, 19, 20}; !slices.Equal(refused, want) {
 		t.Fatalf("refused attempts %v, want %v", refused, want)
 	}
@@ -95,17 +95,17 @@ func TestFlappingTrips(t *testing.T) {
 func TestFlappingWindowExpiryResets(t *testing.T) {
 	f, rec, clk := newFlapping(t, FlappingConfig{MaxCount: 5, WindowTime: 10 * time.Second})
 	info := client("dev-1", "", "192.0.2.7")
-	// 5 connects in the first window, 5 in the next: each window admits them all.
-	if r := connects(f, clk, info, 5, time.Second); r != nil {
+	// 5 flaps in the first window, 5 in the next: each window tolerates them all.
+	if r := flaps(f, clk, info, 5, time.Second); r != nil {
 		t.Fatalf("refused %v in the first window", r)
 	}
-	clk.Advance(5 * time.Second) // the window, from the first connect, has ended
-	if r := connects(f, clk, info, 5, time.Second); r != nil {
+	clk.Advance(5 * time.Second) // the window, from the first flap, has ended
+	if r := flaps(f, clk, info, 5, time.Second); r != nil {
 		t.Fatalf("refused %v in the second window", r)
 	}
-	// The window starts at its first connect, not at the latest.
-	if !f.Connect(ctx, info) {
-		t.Fatal("the 6th connect of the second window was admitted")
+	// The window starts at its first flap, not at the latest.
+	if !f.Count(ctx, info) {
+		t.Fatal("the 6th flap of the second window did not ban")
 	}
 	if n := len(rec.take()); n != 2 {
 		t.Fatalf("%d bans, want client id and address", n)
@@ -115,16 +115,16 @@ func TestFlappingWindowExpiryResets(t *testing.T) {
 func TestFlappingBanTimeExpiry(t *testing.T) {
 	f, _, clk := newFlapping(t, FlappingConfig{MaxCount: 3, BanTime: time.Minute})
 	info := client("dev-1", "", "")
-	if r := connects(f, clk, info, 4, 0); !slices.Equal(r, []int{4}) {
+	if r := flaps(f, clk, info, 4, 0); !slices.Equal(r, []int{4}) {
 		t.Fatalf("refused %v", r)
 	}
 	clk.Advance(time.Minute - time.Nanosecond)
-	if !f.Connect(ctx, info) {
+	if !f.Count(ctx, info) {
 		t.Fatal("admitted before the ban ended")
 	}
 	clk.Advance(time.Nanosecond)
 	// The ban has ended and counting starts afresh.
-	if r := connects(f, clk, info, 4, 0); !slices.Equal(r, []int{4}) {
+	if r := flaps(f, clk, info, 4, 0); !slices.Equal(r, []int{4}) {
 		t.Fatalf("after the ban: refused %v", r)
 	}
 }
@@ -169,7 +169,7 @@ func TestFlappingIdentitiesCountedSeparately(t *testing.T) {
 			f, rec, _ := newFlapping(t, FlappingConfig{MaxCount: 3, CountBy: tc.countBy})
 			var refused []int
 			for i := 1; i <= 5; i++ {
-				if f.Connect(ctx, tc.info(i)) {
+				if f.Count(ctx, tc.info(i)) {
 					refused = append(refused, i)
 				}
 			}
@@ -187,14 +187,60 @@ func TestFlappingIdentitiesCountedSeparately(t *testing.T) {
 	}
 }
 
+// Banned tells the ban without counting: a client checked any number of times is not
+// banned, and one banned stays so, for all its identities, until the ban time ends.
+func TestFlappingBanned(t *testing.T) {
+	f, rec, clk := newFlapping(t, FlappingConfig{MaxCount: 2, BanTime: time.Minute})
+	info := client("dev-1", "alice", "192.0.2.7")
+	for range 100 {
+		if f.Banned(info) {
+			t.Fatal("Banned before any flap")
+		}
+	}
+	if f.Entries() != 0 {
+		t.Fatalf("Banned tracks %d identities", f.Entries())
+	}
+	if r := flaps(f, clk, info, 3, time.Second); !slices.Equal(r, []int{3}) {
+		t.Fatalf("banned after flaps %v", r)
+	}
+	tests := []struct {
+		name string
+		info *clientinfo.Info
+		want bool
+	}{
+		{"the client", info, true},
+		{"its client id from elsewhere", client("dev-1", "", "192.0.2.99"), true},
+		{"its username", client("other", "alice", ""), true},
+		{"its address", client("other", "", "192.0.2.7"), true},
+		{"another client", client("dev-2", "bob", "192.0.2.8"), false},
+	}
+	for _, tc := range tests {
+		if got := f.Banned(tc.info); got != tc.want {
+			t.Errorf("%s: Banned %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if n := len(rec.take()); n != 3 {
+		t.Fatalf("%d bans, want client id, username and address", n)
+	}
+	// Banned at the third flap, 2 s after the first; the clock is 1 s past it.
+	clk.Advance(time.Minute - time.Second - time.Nanosecond)
+	if !f.Banned(info) {
+		t.Fatal("not banned any more before the ban time ended")
+	}
+	clk.Advance(time.Nanosecond)
+	if f.Banned(info) {
+		t.Fatal("still banned when the ban time ended")
+	}
+}
+
 func TestFlappingDisabled(t *testing.T) {
 	f, err := NewFlapping(FlappingConfig{MaxCount: 1}, nil, newFakeClock(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 10 {
-		if f.Connect(ctx, client("c", "u", "192.0.2.1")) {
-			t.Fatal("a disabled detector refused")
+		if f.Count(ctx, client("c", "u", "192.0.2.1")) || f.Banned(client("c", "u", "192.0.2.1")) {
+			t.Fatal("a disabled detector banned")
 		}
 	}
 	if f.Entries() != 0 {
@@ -218,7 +264,7 @@ func TestFlappingWithBans(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := client("dev-1", "", "192.0.2.7")
-	if r := connects(f, clk, info, 3, time.Second); !slices.Equal(r, []int{3}) {
+	if r := flaps(f, clk, info, 3, time.Second); !slices.Equal(r, []int{3}) {
 		t.Fatalf("refused %v", r)
 	}
 	got, ok := bans.Match(info)
@@ -235,14 +281,14 @@ func TestFlappingWithBans(t *testing.T) {
 	if _, err := bans.Remove(ctx, BanClientID, "dev-1"); err != nil {
 		t.Fatal(err)
 	}
-	if r := connects(f, clk, info, 3, time.Second); !slices.Equal(r, []int{3}) {
+	if r := flaps(f, clk, info, 3, time.Second); !slices.Equal(r, []int{3}) {
 		t.Fatalf("after the ban was lifted: refused %v", r)
 	}
 	// An operator's longer ban is not shortened by flapping.
 	if _, err := bans.Add(ctx, Ban{Kind: BanClientID, Value: "dev-2", Reason: "manual"}); err != nil {
 		t.Fatal(err)
 	}
-	connects(f, clk, client("dev-2", "", ""), 3, 0)
+	flaps(f, clk, client("dev-2", "", ""), 3, 0)
 	if got, _ := bans.Match(client("dev-2", "", "")); got.Reason != "manual" || !got.Until.IsZero() {
 		t.Fatalf("flapping replaced an operator's ban: %+v", got)
 	}
@@ -264,14 +310,14 @@ func TestFlappingBanListRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := client("dev-1", "", "")
-	if r := connects(f, clk, info, 5, time.Second); !slices.Equal(r, []int{3, 4, 5}) {
+	if r := flaps(f, clk, info, 5, time.Second); !slices.Equal(r, []int{3, 4, 5}) {
 		t.Fatalf("refused %v", r)
 	}
 	if _, ok := bans.Match(info); ok {
 		t.Fatal("the full ban list took the ban")
 	}
 	clk.Advance(time.Minute)
-	if f.Connect(ctx, info) {
+	if f.Count(ctx, info) {
 		t.Fatal("refused after the ban time")
 	}
 }
@@ -281,20 +327,20 @@ func TestFlappingMemoryBound(t *testing.T) {
 	f, rec, clk := newFlapping(t, FlappingConfig{MaxEntries: max})
 	// Before the flood, one client is banned.
 	victim := client("flapper", "", "")
-	if r := connects(f, clk, victim, 16, 0); !slices.Equal(r, []int{16}) {
+	if r := flaps(f, clk, victim, 16, 0); !slices.Equal(r, []int{16}) {
 		t.Fatalf("refused %v", r)
 	}
-	// One million identities: each connect has a new client id from a new address.
+	// Half a million identities: each flap has a new client id from a new address.
 	const n = 500_000
 	for i := range n {
 		clk.Advance(time.Microsecond)
 		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
 		info := &clientinfo.Info{ClientID: "c-" + strconv.Itoa(i), Peer: netip.AddrPortFrom(a, 1)}
-		if f.Connect(ctx, info) {
-			t.Fatalf("connect %d refused", i)
+		if f.Count(ctx, info) {
+			t.Fatalf("flap %d banned", i)
 		}
 		if i%50000 == 0 && f.Entries() > max {
-			t.Fatalf("after %d connects: %d entries, bound %d", i, f.Entries(), max)
+			t.Fatalf("after %d flaps: %d entries, bound %d", i, f.Entries(), max)
 		}
 	}
 	if e := f.Entries(); e != max {
@@ -302,7 +348,7 @@ func TestFlappingMemoryBound(t *testing.T) {
 	}
 	f.checkInvariants(t)
 	// The ban outlived the flood; the oldest windows went first.
-	if !f.Connect(ctx, victim) {
+	if !f.Count(ctx, victim) {
 		t.Fatal("the flood cleared a ban")
 	}
 	if f.tracks(BanClientID, "c-0") || !f.tracks(BanClientID, "c-"+strconv.Itoa(n-1)) {
@@ -314,7 +360,7 @@ func TestFlappingMemoryBound(t *testing.T) {
 	// Once everything has expired, the table drains as it is used.
 	clk.Advance(10 * time.Minute)
 	for range max/maxPurge + 1 {
-		f.Connect(ctx, client("", "", "192.0.2.50"))
+		f.Count(ctx, client("", "", "192.0.2.50"))
 	}
 	if e := f.Entries(); e > 1 {
 		t.Fatalf("%d entries left after everything expired", e)
@@ -324,14 +370,14 @@ func TestFlappingMemoryBound(t *testing.T) {
 func TestFlappingConcurrent(t *testing.T) {
 	f, rec, clk := newFlapping(t, FlappingConfig{})
 	clk.frozen = true
-	// 200 simultaneous connects of one client id: exactly MaxCount are admitted.
+	// 200 simultaneous flaps of one client id: exactly MaxCount are tolerated.
 	var admitted atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for g := range 200 {
 		wg.Go(func() {
 			<-start
-			if !f.Connect(ctx, client("dev-1", "", fmt.Sprint("10.0.0.", g))) {
+			if !f.Count(ctx, client("dev-1", "", fmt.Sprint("10.0.0.", g))) {
 				admitted.Add(1)
 			}
 		})
@@ -339,7 +385,7 @@ func TestFlappingConcurrent(t *testing.T) {
 	close(start)
 	wg.Wait()
 	if a := admitted.Load(); a != 15 {
-		t.Fatalf("%d of 200 simultaneous connects admitted, want 15", a)
+		t.Fatalf("%d of 200 simultaneous flaps tolerated, want 15", a)
 	}
 	if n := len(rec.take()); n != 1 {
 		t.Fatalf("%d bans, want 1", n)
@@ -350,7 +396,7 @@ func TestFlappingConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 2000 {
 				info := client(fmt.Sprint("c", (g*7+i)%97), fmt.Sprint("u", i%13), fmt.Sprint("10.1.", g, ".", i%31))
-				f.Connect(ctx, info)
+				f.Count(ctx, info)
 				if i%300 == 0 {
 					clk.Advance(time.Minute)
 					f.forget(Ban{Kind: BanUsername, Value: fmt.Sprint("u", i%13)})
