@@ -87,8 +87,9 @@ func buildAuthn(ctx context.Context, cfg *config.Config, db *controldb.DB, conns
 	if s.FailureLimit.Enable {
 		f := s.FailureLimit
 		lim, err := guard.NewFailureLimiter(guard.FailureLimiterConfig{
-			MaxFailuresPerUser: f.MaxFailuresPerUser, MaxFailuresPerIP: f.MaxFailuresPerIP,
-			Window: f.Window.Duration(), Delay: f.Delay.Duration(), MaxDelay: f.MaxDelay.Duration(),
+			MaxFailuresPerUser: f.MaxFailuresPerUser, MaxFailuresPerUserAnyAddress: f.MaxFailuresPerUserAnyAddress,
+			MaxFailuresPerIP: f.MaxFailuresPerIP,
+			Window:           f.Window.Duration(), Delay: f.Delay.Duration(), MaxDelay: f.MaxDelay.Duration(),
 			Cooldown: f.Cooldown.Duration(), MaxEntries: f.MaxEntries,
 			IPv4Prefix: f.IPv4Prefix, IPv6Prefix: f.IPv6Prefix,
 		}, nil, log)

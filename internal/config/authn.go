@@ -177,23 +177,26 @@ type AuthnSettings struct {
 
 // FailureLimit counts failed authentications per user name and per client address.
 type FailureLimit struct {
-	Enable             bool     `yaml:"enable"`
-	MaxFailuresPerUser int      `yaml:"max_failures_per_user"`
-	MaxFailuresPerIP   int      `yaml:"max_failures_per_ip"`
-	Window             Duration `yaml:"window"`
-	Delay              Duration `yaml:"delay"`
-	MaxDelay           Duration `yaml:"max_delay"`
-	Cooldown           Duration `yaml:"cooldown"`
-	MaxEntries         int      `yaml:"max_entries"`
-	IPv4Prefix         int      `yaml:"ipv4_prefix"`
-	IPv6Prefix         int      `yaml:"ipv6_prefix"`
+	Enable bool `yaml:"enable"`
+	// MaxFailuresPerUser counts one user name's failures from one address block.
+	MaxFailuresPerUser int `yaml:"max_failures_per_user"`
+	// MaxFailuresPerUserAnyAddress counts one user name's failures from all addresses.
+	MaxFailuresPerUserAnyAddress int      `yaml:"max_failures_per_user_any_address"`
+	MaxFailuresPerIP             int      `yaml:"max_failures_per_ip"`
+	Window                       Duration `yaml:"window"`
+	Delay                        Duration `yaml:"delay"`
+	MaxDelay                     Duration `yaml:"max_delay"`
+	Cooldown                     Duration `yaml:"cooldown"`
+	MaxEntries                   int      `yaml:"max_entries"`
+	IPv4Prefix                   int      `yaml:"ipv4_prefix"`
+	IPv6Prefix                   int      `yaml:"ipv6_prefix"`
 }
 
 func defaultAuthnSettings() AuthnSettings {
 	return AuthnSettings{
 		Timeout: Duration(10 * time.Second),
 		FailureLimit: FailureLimit{
-			Enable: true, MaxFailuresPerUser: 5, MaxFailuresPerIP: 20, Window: Duration(time.Minute),
+			Enable: true, MaxFailuresPerUser: 5, MaxFailuresPerUserAnyAddress: 50, MaxFailuresPerIP: 20, Window: Duration(time.Minute),
 			Delay: Duration(200 * time.Millisecond), MaxDelay: Duration(2 * time.Second),
 			Cooldown: Duration(5 * time.Minute), MaxEntries: 100000, IPv4Prefix: 32, IPv6Prefix: 64,
 		},

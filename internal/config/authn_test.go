@@ -69,7 +69,7 @@ func TestLoadAuthenticationChain(t *testing.T) {
 	if edge.EnableAuthn != AuthnQuickDenyAnonymous || len(edge.Authentication) != 1 || edge.Authentication[0].RequireClientIDMatch != "cn" {
 		t.Errorf("edge listener: %+v", edge)
 	}
-	if c.AuthenticationSettings.FailureLimit.MaxFailuresPerIP != 50 || c.AuthenticationSettings.FailureLimit.MaxFailuresPerUser != 5 {
+	if f := c.AuthenticationSettings.FailureLimit; f.MaxFailuresPerIP != 50 || f.MaxFailuresPerUser != 5 || f.MaxFailuresPerUserAnyAddress != 50 {
 		t.Errorf("failure limit: %+v", c.AuthenticationSettings.FailureLimit)
 	}
 }
@@ -118,6 +118,7 @@ func TestAuthenticationErrors(t *testing.T) {
 		{"list is a mapping", "authentication:\n  mechanism: x509\n", "authentication: want a list of mappings"},
 		{"bad enable_authn", "listeners:\n  tcp:\n    default:\n      enable_authn: maybe\n", "enable_authn"},
 		{"non-loopback with authn off", "listeners:\n  tcp:\n    default:\n      bind: 0.0.0.0:1883\n      enable_authn: false\nauthentication:\n  - mechanism: x509\n", "with enable_authn: false"},
+		{"zero any-address failure limit", "authentication_settings:\n  failure_limit: {max_failures_per_user_any_address: 0}\n", "authentication_settings.failure_limit.max_failures_per_user_any_address"},
 		{"listener chain checked too", "listeners:\n  tcp:\n    default:\n      authentication:\n        - mechanism: nope\n", "listeners.tcp.default.authentication[0].mechanism"},
 	}
 	for _, tc := range tests {

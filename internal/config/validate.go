@@ -503,6 +503,7 @@ func (c *Config) checkAuthnSettings(ch *checker) {
 	}
 	fp := p + ".failure_limit"
 	ch.intRange(fp+".max_failures_per_user", f.MaxFailuresPerUser, 1, 1000000)
+	ch.intRange(fp+".max_failures_per_user_any_address", f.MaxFailuresPerUserAnyAddress, 1, 1000000)
 	ch.intRange(fp+".max_failures_per_ip", f.MaxFailuresPerIP, 1, 1000000)
 	ch.durRange(fp+".window", f.Window, time.Second, 24*time.Hour)
 	ch.durRange(fp+".delay", f.Delay, 0, time.Minute)

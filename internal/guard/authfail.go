@@ -17,9 +17,16 @@ import (
 // FailureLimiterConfig configures a FailureLimiter. A zero field takes its default (see
 // DefaultFailureLimiterConfig); a negative Delay turns the tarpit delay off.
 type FailureLimiterConfig struct {
-	// MaxFailuresPerUser is how many failed authentications one username may have within
-	// Window before every attempt for it is refused for Cooldown. Default 5.
+	// MaxFailuresPerUser is how many failed authentications one username may have from one
+	// client address block (see IPv4Prefix and IPv6Prefix) within Window before every
+	// attempt for it from that block is refused for Cooldown. Failures from other blocks do
+	// not count, so a stranger cannot lock a device out of its own address. Default 5.
 	MaxFailuresPerUser int
+	// MaxFailuresPerUserAnyAddress is how many failed authentications one username may have
+	// from all addresses together within Window before every attempt for it, from
+	// anywhere, is refused for Cooldown: it bounds a guessing attack on one account spread
+	// over many addresses. Default 50.
+	MaxFailuresPerUserAnyAddress int
 	// MaxFailuresPerIP is the same for one client address block (see IPv4Prefix and
 	// IPv6Prefix). Default 20.
 	MaxFailuresPerIP int
@@ -48,15 +55,16 @@ type FailureLimiterConfig struct {
 // DefaultFailureLimiterConfig returns the defaults.
 func DefaultFailureLimiterConfig() FailureLimiterConfig {
 	return FailureLimiterConfig{
-		MaxFailuresPerUser: 5,
-		MaxFailuresPerIP:   20,
-		Window:             time.Minute,
-		Delay:              200 * time.Millisecond,
-		MaxDelay:           2 * time.Second,
-		Cooldown:           5 * time.Minute,
-		MaxEntries:         100000,
-		IPv4Prefix:         32,
-		IPv6Prefix:         64,
+		MaxFailuresPerUser:           5,
+		MaxFailuresPerUserAnyAddress: 50,
+		MaxFailuresPerIP:             20,
+		Window:                       time.Minute,
+		Delay:                        200 * time.Millisecond,
+		MaxDelay:                     2 * time.Second,
+		Cooldown:                     5 * time.Minute,
+		MaxEntries:                   100000,
+		IPv4Prefix:                   32,
+		IPv6Prefix:                   64,
 	}
 }
 
@@ -74,6 +82,7 @@ func (c FailureLimiterConfig) withDefaults() FailureLimiterConfig {
 		}
 	}
 	setInt(&c.MaxFailuresPerUser, d.MaxFailuresPerUser)
+	setInt(&c.MaxFailuresPerUserAnyAddress, d.MaxFailuresPerUserAnyAddress)
 	setInt(&c.MaxFailuresPerIP, d.MaxFailuresPerIP)
 	setDur(&c.Window, d.Window)
 	setDur(&c.Delay, d.Delay)
@@ -96,6 +105,9 @@ func (c *FailureLimiterConfig) Validate() error {
 	}
 	if c.MaxFailuresPerUser < 0 {
 		bad("max_failures_per_user", "must be positive, got %d", c.MaxFailuresPerUser)
+	}
+	if c.MaxFailuresPerUserAnyAddress < 0 {
+		bad("max_failures_per_user_any_address", "must be positive, got %d", c.MaxFailuresPerUserAnyAddress)
 	}
 	if c.MaxFailuresPerIP < 0 {
 		bad("max_failures_per_ip", "must be positive, got %d", c.MaxFailuresPerIP)
@@ -131,9 +143,10 @@ type Scope int
 
 // The counters.
 const (
-	ScopeNone Scope = iota
-	ScopeUser       // the username's counter
-	ScopeIP         // the client address block's counter
+	ScopeNone           Scope = iota
+	ScopeUser                 // the username's counter for the client's address block
+	ScopeIP                   // the client address block's counter
+	ScopeUserAnyAddress       // the username's counter over all addresses
 )
 
 func (s Scope) String() string {
@@ -142,6 +155,8 @@ func (s Scope) String() string {
 		return "user"
 	case ScopeIP:
 		return "ip"
+	case ScopeUserAnyAddress:
+		return "user_any_address"
 	}
 	return "none"
 }
@@ -159,19 +174,29 @@ type Verdict struct {
 }
 
 // FailureLimiter throttles password guessing and credential stuffing before any password
-// hash or backend call. It counts failed authentications per username (case-folded, so
-// "Admin" and "admin" share a counter whatever the backend's collation) and per client
-// address block; once either counter reaches its maximum within Window, every attempt for
-// that username or from that block is refused for Cooldown. Before that, each failure beyond
-// the first adds Delay to the next attempt.
+// hash or backend call. It keeps three counters of failed authentications for an attempt:
+//
+//   - the username (case-folded, so "Admin" and "admin" share a counter whatever the
+//     backend's collation) from the client's address block, limit MaxFailuresPerUser;
+//   - the username from any address, limit MaxFailuresPerUserAnyAddress (higher);
+//   - the client's address block, limit MaxFailuresPerIP.
+//
+// Once a counter reaches its maximum within Window, every attempt it covers is refused for
+// Cooldown: the username from that block, the username from anywhere, or anything from that
+// block. So a stranger's wrong passwords lock the username out of the stranger's block only,
+// and a device logging in from its usual address is not locked out unless an attack on its
+// account from many addresses reaches the higher limit. Before a cooldown, each failure of
+// the username at the block, or of the block, beyond the first adds Delay to the next
+// attempt; the any-address counter adds no delay, so strangers cannot slow a device down.
 //
 // Attempts in flight count against the maximum: Check admits an attempt only while the
 // failures of its counters plus their admitted, unresolved attempts stay below the maximum,
 // and otherwise waits (honouring ctx) until one resolves. So even a burst of simultaneous
 // connections cannot reach the credential check more than MaxFailuresPerUser times per
-// username (MaxFailuresPerIP per address block) before the cooldown starts. The cost is that
-// one username, or one address block, has at most that many credential checks in flight at a
-// time; a large fleet sharing one username reconnects at that concurrency.
+// username and block (MaxFailuresPerUserAnyAddress per username, MaxFailuresPerIP per
+// block) before a cooldown starts. The cost is that one username has at most
+// MaxFailuresPerUser credential checks in flight at a time from one block; a large fleet
+// sharing one username behind one address reconnects at that concurrency.
 //
 // Protocol: every Check that admits an attempt must be followed by exactly one of Failure
 // (wrong credentials), Success (authenticated) or Release (the attempt ended without a
@@ -179,7 +204,7 @@ type Verdict struct {
 // same address and username. A reservation never resolved is forgotten after Window.
 //
 // Usernames are kept as 64-bit keyed hashes, never as text. An empty username counts only
-// against the address. An invalid address (unknown peer) shares one counter with every
+// against the address. MaxEntries bounds all three kinds of counters together. An invalid address (unknown peer) shares one counter with every
 // other unknown peer. A FailureLimiter is safe for concurrent use.
 type FailureLimiter struct {
 	cfg   FailureLimiterConfig
@@ -229,8 +254,7 @@ func (l *FailureLimiter) Entries() int {
 // attempts fill the counters, until one resolves. It returns an error only when ctx ends
 // while waiting; the attempt is then neither admitted nor refused and must not proceed.
 func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username string) (Verdict, error) {
-	ipKey := l.ipKey(ip)
-	userKey, hasUser := l.userKey(username)
+	ks := l.keysOf(ip, username)
 	var waited time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
@@ -239,13 +263,14 @@ func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username stri
 		l.mu.Lock()
 		now := l.clock.Now()
 		l.counters.purge(now)
-		ipE := l.lookup(ipKey, now)
-		var userE *entry
-		if hasUser {
-			userE = l.lookup(userKey, now)
+		ipE := l.lookup(ks.ip, now)
+		var userE, anyE *entry
+		if ks.hasUser {
+			userE = l.lookup(ks.userAt, now)
+			anyE = l.lookup(ks.user, now)
 		}
 
-		if v := refusal(ipE, userE, now); v.Refused {
+		if v := refusal(now, counted{ipE, ScopeIP}, counted{userE, ScopeUser}, counted{anyE, ScopeUserAnyAddress}); v.Refused {
 			l.mu.Unlock()
 			v.Delay = waited
 			return v, nil
@@ -266,6 +291,8 @@ func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username stri
 			full = ipE
 		case userE != nil && userE.failures+userE.pending >= l.cfg.MaxFailuresPerUser:
 			full = userE
+		case anyE != nil && anyE.failures+anyE.pending >= l.cfg.MaxFailuresPerUserAnyAddress:
+			full = anyE
 		}
 		if full != nil {
 			if err := l.waitForSlot(ctx, full); err != nil {
@@ -274,9 +301,10 @@ func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username stri
 			continue
 		}
 
-		l.reserve(ipKey, now)
-		if hasUser {
-			l.reserve(userKey, now)
+		l.reserve(ks.ip, now)
+		if ks.hasUser {
+			l.reserve(ks.userAt, now)
+			l.reserve(ks.user, now)
 		}
 		l.mu.Unlock()
 		return Verdict{Delay: waited}, nil
@@ -284,60 +312,82 @@ func (l *FailureLimiter) Check(ctx context.Context, ip netip.Addr, username stri
 }
 
 // Failure records a failed authentication: it resolves the attempt Check admitted and counts
-// one failure for the address block and, when username is not empty, for the username.
+// one failure for the address block and, when username is not empty, for the username at
+// that block and for the username from any address.
 func (l *FailureLimiter) Failure(ip netip.Addr, username string) {
-	ipKey := l.ipKey(ip)
-	userKey, hasUser := l.userKey(username)
+	ks := l.keysOf(ip, username)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
 	l.counters.purge(now)
-	l.fail(ipKey, now, l.cfg.MaxFailuresPerIP, ip, "")
-	if hasUser {
-		l.fail(userKey, now, l.cfg.MaxFailuresPerUser, ip, username)
+	l.fail(ks.ip, now, l.cfg.MaxFailuresPerIP, ip, "")
+	if ks.hasUser {
+		l.fail(ks.userAt, now, l.cfg.MaxFailuresPerUser, ip, username)
+		l.fail(ks.user, now, l.cfg.MaxFailuresPerUserAnyAddress, ip, username)
 	}
 }
 
 // Success records a successful authentication: it resolves the attempt Check admitted and
-// clears the username's counter. The address block's failures stay counted, so an attacker
-// who owns one account cannot use it to reset the counter of the address they guess from.
+// clears the counter of the username at the address block. The address block's failures
+// stay counted, so an attacker who owns one account cannot use it to reset the counter of
+// the address they guess from; and so do the username's failures from any address, so a
+// device that logs in often cannot reset, again and again, the bound on an attack on its
+// account from elsewhere.
 func (l *FailureLimiter) Success(ip netip.Addr, username string) {
-	ipKey := l.ipKey(ip)
-	userKey, hasUser := l.userKey(username)
+	ks := l.keysOf(ip, username)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
-	if e := l.lookup(ipKey, now); e != nil {
-		l.update(e, now, func(e *entry) { e.release() })
-	}
-	if !hasUser {
+	l.releaseKey(ks.ip, now)
+	if !ks.hasUser {
 		return
 	}
-	if e := l.lookup(userKey, now); e != nil {
+	if e := l.lookup(ks.userAt, now); e != nil {
 		l.update(e, now, func(e *entry) {
 			e.release()
 			e.failures = 0
 			e.cooldownUntil = time.Time{}
 		})
 	}
+	l.releaseKey(ks.user, now)
 }
 
 // Release resolves an admitted attempt that ended without a verdict on its credentials,
 // counting nothing.
 func (l *FailureLimiter) Release(ip netip.Addr, username string) {
-	ipKey := l.ipKey(ip)
-	userKey, hasUser := l.userKey(username)
+	ks := l.keysOf(ip, username)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
-	if e := l.lookup(ipKey, now); e != nil {
+	l.releaseKey(ks.ip, now)
+	if ks.hasUser {
+		l.releaseKey(ks.userAt, now)
+		l.releaseKey(ks.user, now)
+	}
+}
+
+// releaseKey resolves one admitted attempt on k's counter, if it still exists.
+func (l *FailureLimiter) releaseKey(k key, now time.Time) {
+	if e := l.lookup(k, now); e != nil {
 		l.update(e, now, func(e *entry) { e.release() })
 	}
-	if hasUser {
-		if e := l.lookup(userKey, now); e != nil {
-			l.update(e, now, func(e *entry) { e.release() })
-		}
+}
+
+// keySet is the counters of one attempt.
+type keySet struct {
+	ip      key // the address block
+	userAt  key // the username at the address block
+	user    key // the username from any address
+	hasUser bool
+}
+
+func (l *FailureLimiter) keysOf(ip netip.Addr, username string) keySet {
+	ks := keySet{ip: l.ipKey(ip)}
+	ks.user, ks.hasUser = l.userKey(username)
+	if ks.hasUser {
+		ks.userAt = key{kind: kindUserAt, prefix: ks.ip.prefix, user: ks.user.user}
 	}
+	return ks
 }
 
 // ipKey groups ip into its counter's address block.
@@ -365,14 +415,17 @@ func (l *FailureLimiter) userKey(username string) (k key, ok bool) {
 	return key{kind: kindUser, user: maphash.String(l.seed, strings.ToLower(username))}, true
 }
 
-// refusal returns a refused verdict when either counter is cooling down, naming the one
-// with more time left.
-func refusal(ipE, userE *entry, now time.Time) Verdict {
+// counted is a counter with the scope it stands for; e may be nil.
+type counted struct {
+	e     *entry
+	scope Scope
+}
+
+// refusal returns a refused verdict when any counter is cooling down, naming the one with
+// the most time left.
+func refusal(now time.Time, counters ...counted) Verdict {
 	var v Verdict
-	for _, c := range []struct {
-		e     *entry
-		scope Scope
-	}{{ipE, ScopeIP}, {userE, ScopeUser}} {
+	for _, c := range counters {
 		if c.e == nil || c.e.cooldownUntil.IsZero() {
 			continue
 		}
@@ -457,9 +510,13 @@ func (l *FailureLimiter) logCooldown(k key, ip netip.Addr, username string, fail
 		slog.Int("failures", failures),
 		slog.Duration("cooldown", l.cfg.Cooldown),
 	}
-	if k.kind == kindUser {
-		attrs = append(attrs, slog.String("scope", ScopeUser.String()), slog.String("username", clip(username, 64)))
-	} else {
+	switch k.kind {
+	case kindUser:
+		attrs = append(attrs, slog.String("scope", ScopeUserAnyAddress.String()), slog.String("username", clip(username, 64)))
+	case kindUserAt:
+		attrs = append(attrs, slog.String("scope", ScopeUser.String()), slog.String("username", clip(username, 64)),
+			slog.String("block", k.prefix.String()))
+	default:
 		attrs = append(attrs, slog.String("scope", ScopeIP.String()), slog.String("block", k.prefix.String()))
 	}
 	if ip.IsValid() {

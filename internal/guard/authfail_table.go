@@ -10,11 +10,12 @@ import (
 type keyKind uint8
 
 const (
-	kindIP keyKind = iota
-	kindUser
+	kindIP     keyKind = iota
+	kindUser           // a username from any address
+	kindUserAt         // a username from one address block
 )
 
-// key identifies one counter: an address block, or a username's keyed hash.
+// key identifies one counter: an address block, a username's keyed hash, or both.
 type key struct {
 	kind   keyKind
 	prefix netip.Prefix

@@ -106,6 +106,7 @@ func TestFailureLimiterConfigValidate(t *testing.T) {
 		{"full prefixes", func(c *FailureLimiterConfig) { c.IPv4Prefix, c.IPv6Prefix = 32, 128 }, ""},
 		{"negative user max", func(c *FailureLimiterConfig) { c.MaxFailuresPerUser = -1 }, "max_failures_per_user"},
 		{"negative ip max", func(c *FailureLimiterConfig) { c.MaxFailuresPerIP = -5 }, "max_failures_per_ip"},
+		{"negative any-address max", func(c *FailureLimiterConfig) { c.MaxFailuresPerUserAnyAddress = -1 }, "max_failures_per_user_any_address"},
 		{"negative window", func(c *FailureLimiterConfig) { c.Window = -time.Second }, "window"},
 		{"negative max delay", func(c *FailureLimiterConfig) { c.MaxDelay = -time.Second }, "max_delay"},
 		{"delay over max", func(c *FailureLimiterConfig) { c.Delay = 3 * time.Second }, "delay: 3s is longer than max_delay 2s"},
@@ -306,12 +307,16 @@ func TestCredentialStuffingOneAccount(t *testing.T) {
 		ok, v := attempt(t, l, ip, "admin", false)
 		if ok {
 			hashed++
-		} else if v.Scope != ScopeUser {
-			t.Fatalf("attempt %d refused by %v, want user", i, v.Scope)
+		} else if v.Scope != ScopeUserAnyAddress {
+			t.Fatalf("attempt %d refused by %v, want user_any_address", i, v.Scope)
 		}
 	}
-	if hashed != 5 {
-		t.Fatalf("%d attempts on one account reached the credential check, want 5", hashed)
+	if hashed != 50 {
+		t.Fatalf("%d attempts on one account from 200 addresses reached the credential check, want 50", hashed)
+	}
+	// The account is refused everywhere now, even from an address that never failed.
+	if ok, v := attempt(t, l, addr("198.51.100.1"), "admin", true); ok || v.Scope != ScopeUserAnyAddress {
+		t.Fatalf("right password from a fresh address: admitted=%v %+v, want refused by user_any_address", ok, v)
 	}
 	// Case variants are the same account to a case-insensitive backend.
 	for _, u := range []string{"Admin", "ADMIN", "aDmIn"} {
@@ -322,6 +327,79 @@ func TestCredentialStuffingOneAccount(t *testing.T) {
 	// Other accounts, from a fresh address, are unaffected.
 	if ok, _ := attempt(t, l, addr("203.1.0.1"), "operator", true); !ok {
 		t.Fatal("another account refused")
+	}
+}
+
+// TestStrangerCannotLockOutADevice is the lockout attack: wrong passwords for alice from
+// another address lock alice out of that address only; alice from her own address still
+// gets in with the right password, without any delay the stranger caused.
+func TestStrangerCannotLockOutADevice(t *testing.T) {
+	tests := []struct {
+		name      string
+		stranger  []string // the addresses the wrong passwords come from, in turn
+		failures  int
+		wantScope Scope // what refuses the stranger afterwards
+	}{
+		{"one address, up to the per-user limit", []string{"198.51.100.7"}, 5, ScopeUser},
+		{"one address, far beyond it", []string{"198.51.100.7"}, 100, ScopeUser},
+		{"a few addresses, below the any-address limit", []string{"198.51.100.7", "198.51.100.8", "203.0.113.9"}, 15, ScopeUser},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, clk := newLimiter(t, FailureLimiterConfig{MaxFailuresPerIP: 1000})
+			for i := range tt.failures {
+				attempt(t, l, addr(tt.stranger[i%len(tt.stranger)]), "alice", false)
+			}
+			ok, v := attempt(t, l, addr(tt.stranger[0]), "alice", true)
+			if ok || v.Scope != tt.wantScope {
+				t.Fatalf("the stranger's address: admitted=%v %+v, want refused by %v", ok, v, tt.wantScope)
+			}
+			clk.takeSlept()
+			home := addr("192.0.2.10")
+			ok, v = attempt(t, l, home, "alice", true)
+			if !ok {
+				t.Fatalf("alice from her own address refused by %v after a stranger's failures", v.Scope)
+			}
+			if v.Delay != 0 {
+				t.Fatalf("alice from her own address delayed %s by a stranger's failures", v.Delay)
+			}
+		})
+	}
+}
+
+// TestDistributedAttackOnOneAccount: failures for one account from many addresses, each
+// below the per-user limit, reach the any-address limit and lock the account everywhere,
+// its own address included, until the cooldown ends; a success from the account's own
+// address in between does not reset that count.
+func TestDistributedAttackOnOneAccount(t *testing.T) {
+	l, clk := newLimiter(t, FailureLimiterConfig{MaxFailuresPerUserAnyAddress: 12, Delay: -1})
+	home := addr("192.0.2.10")
+	hashed := 0
+	for i := range 40 {
+		if i == 6 {
+			if ok, _ := attempt(t, l, home, "alice", true); !ok {
+				t.Fatal("alice refused at home before the any-address limit")
+			}
+		}
+		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})
+		if ok, v := attempt(t, l, ip, "alice", false); ok {
+			hashed++
+		} else if v.Scope != ScopeUserAnyAddress {
+			t.Fatalf("attempt %d refused by %v, want user_any_address", i, v.Scope)
+		}
+	}
+	if hashed != 12 {
+		t.Fatalf("%d attempts from 40 addresses reached the credential check, want 12", hashed)
+	}
+	if ok, v := attempt(t, l, home, "alice", true); ok || v.Scope != ScopeUserAnyAddress {
+		t.Fatalf("alice at home during the account's cooldown: admitted=%v %+v", ok, v)
+	}
+	if ok, _ := attempt(t, l, home, "bob", true); !ok {
+		t.Fatal("another account refused")
+	}
+	clk.Advance(5 * time.Minute)
+	if ok, _ := attempt(t, l, home, "alice", true); !ok {
+		t.Fatal("alice refused after the cooldown")
 	}
 }
 
@@ -461,8 +539,10 @@ func TestCheckHonoursContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || v.Refused {
 		t.Fatalf("Check interrupted in its delay: %+v, %v", v, err)
 	}
-	if n := l.pending(l.userKeyOf("alice")); n != 0 {
-		t.Fatalf("an interrupted Check left %d reservations", n)
+	for _, k := range []key{l.userKeyOf("alice"), l.userAtKeyOf("alice", ip), l.ipKey(ip)} {
+		if n := l.pending(k); n != 0 {
+			t.Fatalf("an interrupted Check left %d reservations on %+v", n, k)
+		}
 	}
 }
 
@@ -497,7 +577,7 @@ func TestInFlightAttemptsCount(t *testing.T) {
 		v, err := l.Check(ctx, ip, "alice")
 		sixth <- result{v, err}
 	}()
-	waitForWaiters(t, l, l.userKeyOf("alice"), 1)
+	waitForWaiters(t, l, l.userAtKeyOf("alice", ip), 1)
 	// A seventh gives up while waiting.
 	cctx, cancel := context.WithCancel(ctx)
 	seventh := make(chan error, 1)
@@ -505,7 +585,7 @@ func TestInFlightAttemptsCount(t *testing.T) {
 		_, err := l.Check(cctx, ip, "alice")
 		seventh <- err
 	}()
-	waitForWaiters(t, l, l.userKeyOf("alice"), 2)
+	waitForWaiters(t, l, l.userAtKeyOf("alice", ip), 2)
 	cancel()
 	if err := <-seventh; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
@@ -522,7 +602,7 @@ func TestInFlightAttemptsCount(t *testing.T) {
 		v, err := l.Check(ctx, ip, "alice")
 		eighth <- result{v, err}
 	}()
-	waitForWaiters(t, l, l.userKeyOf("alice"), 1)
+	waitForWaiters(t, l, l.userAtKeyOf("alice", ip), 1)
 	for range 4 {
 		l.Failure(ip, "alice")
 	}
@@ -636,9 +716,10 @@ func TestMemoryBound(t *testing.T) {
 	const max = 100000
 	l, clk := newLimiter(t, FailureLimiterConfig{MaxEntries: max, Delay: -1})
 
-	// Before the flood, a victim account and an attacking address are cooling down.
-	for range 5 {
-		attempt(t, l, addr("192.0.2.1"), "victim", false)
+	// Before the flood, a victim account (at one address and from anywhere) and an
+	// attacking address are cooling down.
+	for i := range 50 {
+		attempt(t, l, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), "victim", false)
 	}
 	attacker := addr("198.51.100.7")
 	for range 20 {
@@ -670,7 +751,7 @@ func TestMemoryBound(t *testing.T) {
 	if !l.has(l.userKeyOf("user-" + strconv.Itoa(failures-1))) {
 		t.Error("the newest flood key was dropped")
 	}
-	if ok, v := attempt(t, l, addr("192.0.2.99"), "victim", true); ok || v.Scope != ScopeUser {
+	if ok, v := attempt(t, l, addr("192.0.2.99"), "victim", true); ok || v.Scope != ScopeUserAnyAddress {
 		t.Fatalf("the flood cleared the victim account's cooldown: admitted=%v %+v", ok, v)
 	}
 	if ok, v := attempt(t, l, attacker, "x", true); ok || v.Scope != ScopeIP {
@@ -693,14 +774,14 @@ func TestUsernamesAreNotStored(t *testing.T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k := range l.counters.entries {
-		if k.kind == kindUser && k.user == 0 {
+		if (k.kind == kindUser || k.kind == kindUserAt) && k.user == 0 {
 			t.Fatal("username key not hashed")
 		}
 	}
 }
 
 func TestScopeString(t *testing.T) {
-	for s, want := range map[Scope]string{ScopeNone: "none", ScopeUser: "user", ScopeIP: "ip"} {
+	for s, want := range map[Scope]string{ScopeNone: "none", ScopeUser: "user", ScopeIP: "ip", ScopeUserAnyAddress: "user_any_address"} {
 		if s.String() != want {
 			t.Errorf("%d.String() = %q", s, s.String())
 		}
@@ -724,6 +805,10 @@ func TestSystemClockSleep(t *testing.T) {
 func (l *FailureLimiter) userKeyOf(name string) key {
 	k, _ := l.userKey(name)
 	return k
+}
+
+func (l *FailureLimiter) userAtKeyOf(name string, ip netip.Addr) key {
+	return l.keysOf(ip, name).userAt
 }
 
 func (l *FailureLimiter) has(k key) bool {
