@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 )
@@ -32,28 +34,23 @@ type client struct {
 	window  chan struct{} // QoS 1/2 publish slots; nil for QoS 0
 	recvMax int           // the broker's Receive Maximum (MQTT 5), 0 when not announced
 	done    chan struct{} // closed when the read loop ends
+
+	// Each written by one goroutine (the publisher, or the read loop of a subscriber) and
+	// read once the run has ended.
+	first, last time.Time // first and last message sent (pub) or received (sub)
+	seen        *seqSeen  // sub at QoS 1/2: the sequence numbers seen per publisher
 }
 
-// connect dials the broker and completes the MQTT handshake.
+// connect dials the broker and completes the MQTT handshake. ctx bounds the life of the
+// connection (a WebSocket connection ends with it); the handshake has its own timeout.
 func (r *runner) connect(ctx context.Context, idx int) (*client, error) {
 	o := &r.o
+	life := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	if n := len(o.SourceAddrs); n > 0 {
-		d.LocalAddr = &net.TCPAddr{IP: o.SourceAddrs[idx%n].AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	nc, err := r.dial(ctx, life, idx)
 	if err != nil {
-		return nil, classify("dial", err)
-	}
-	if o.TLS != nil {
-		tc := tls.Client(nc, o.TLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = nc.Close()
-			return nil, classify("tls handshake", err)
-		}
-		nc = tc
+		return nil, err
 	}
 	c := &client{r: r, idx: idx, id: expand(o.ClientID, idx), nc: nc, done: make(chan struct{})}
 	c.br = bufio.NewReaderSize(nc, 4096)
@@ -103,6 +100,54 @@ func (r *runner) connect(ctx context.Context, idx int) (*client, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// dial opens the transport of client idx: TCP, TLS over TCP, or a WebSocket (ws:// or
+// wss://) whose binary messages carry the MQTT packets.
+func (r *runner) dial(ctx, life context.Context, idx int) (net.Conn, error) {
+	o := &r.o
+	d := &net.Dialer{}
+	if n := len(o.SourceAddrs); n > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: o.SourceAddrs[idx%n].AsSlice()}
+	}
+	if r.ws != nil {
+		return r.dialWS(ctx, life, d)
+	}
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, classify("dial", err)
+	}
+	if o.TLS != nil {
+		tc := tls.Client(nc, o.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, classify("tls handshake", err)
+		}
+		nc = tc
+	}
+	return nc, nil
+}
+
+// dialWS opens a WebSocket with the "mqtt" subprotocol and returns it as a stream of
+// binary messages. The connection lives until it is closed or life ends.
+func (r *runner) dialWS(ctx, life context.Context, d *net.Dialer) (net.Conn, error) {
+	tr := &http.Transport{DialContext: d.DialContext, TLSClientConfig: r.o.TLS, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	wc, resp, err := websocket.Dial(ctx, r.ws.String(), &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: tr},
+		Subprotocols: []string{"mqtt"},
+	})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("websocket handshake: HTTP %d", resp.StatusCode)
+		}
+		return nil, classify("websocket handshake", err)
+	}
+	if wc.Subprotocol() != "mqtt" {
+		_ = wc.CloseNow()
+		return nil, errors.New("websocket handshake: the server did not accept the mqtt subprotocol")
+	}
+	return websocket.NetConn(life, wc, websocket.MessageBinary), nil
 }
 
 // classify turns a network error into a short reason for the error table.
@@ -174,11 +219,19 @@ func (c *client) readLoop(sub bool) {
 			if !sub {
 				continue
 			}
-			c.r.stats.received.Add(1)
-			if len(p.Payload) >= minPayload {
-				sent := int64(binary.BigEndian.Uint64(p.Payload))
-				c.r.lat.record(time.Duration(time.Now().UnixNano() - sent))
+			now := time.Now()
+			if c.first.IsZero() {
+				c.first = now
 			}
+			c.last = now
+			if len(p.Payload) >= minPayload {
+				sent, seq, from := unstamp(p.Payload)
+				c.r.lat.record(now.Sub(sent))
+				if c.seen != nil {
+					c.seen.add(from, seq)
+				}
+			}
+			c.r.stats.received.Add(1)
 			var ack packet.Packet
 			switch p.QoS {
 			case 1:

@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,7 +18,10 @@ import (
 
 // Options describe one run. The zero value is not valid; start from Defaults.
 type Options struct {
-	Addr     string         // broker host:port
+	// Addr is the broker: host:port for MQTT over TCP (TLS when TLS is set), or a
+	// ws:// or wss:// URL of its WebSocket listener (wss uses TLS, or a default
+	// configuration that verifies with the system's roots).
+	Addr     string
 	Version  packet.Version // packet.V311 or packet.V5
 	Clients  int            // number of clients
 	StartAt  int            // index of the first client (for %i)
@@ -39,7 +44,7 @@ type Options struct {
 
 	Topic    string  // topic (pub) or filter (sub) template; %i is replaced by the client index
 	QoS      byte    // 0, 1 or 2
-	Size     int     // payload bytes, at least 16 (send time and sequence number)
+	Size     int     // payload bytes, at least 24 (send time, sequence number, publisher)
 	Rate     float64 // messages per second per publisher; 0 = as fast as the window allows
 	Count    int64   // messages per publisher; 0 = until Duration ends
 	Inflight int     // unacknowledged QoS 1/2 messages per publisher
@@ -75,9 +80,6 @@ func Defaults() Options {
 	}
 }
 
-// minPayload is what a publisher writes into every payload: send time and sequence.
-const minPayload = 16
-
 // Validate reports the first problem with o.
 func (o *Options) Validate() error {
 	switch {
@@ -108,7 +110,48 @@ func (o *Options) Validate() error {
 	case o.ClientID == "":
 		return errors.New("client id template is empty")
 	}
+	if isWSAddr(o.Addr) {
+		if _, err := wsURL(o.Addr); err != nil {
+			return err
+		}
+		if strings.HasPrefix(o.Addr, "ws://") && o.TLS != nil {
+			return fmt.Errorf("broker address %q is plain WebSocket but TLS is set: use wss://", o.Addr)
+		}
+	}
 	return nil
+}
+
+// isWSAddr reports whether addr is a WebSocket URL rather than host:port.
+func isWSAddr(addr string) bool {
+	return strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://")
+}
+
+// wsURL parses a ws:// or wss:// broker address.
+func wsURL(addr string) (*url.URL, error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker address %q: %w", addr, err)
+	}
+	if u.Host == "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("broker address %q: want ws://host:port/path or wss://host:port/path", addr)
+	}
+	if u.Path == "" {
+		u.Path = "/mqtt"
+	}
+	return u, nil
+}
+
+// AddrHost returns the host of a broker address (host:port or a WebSocket URL), the
+// default TLS server name.
+func AddrHost(addr string) string {
+	if isWSAddr(addr) {
+		if u, err := url.Parse(addr); err == nil {
+			return u.Hostname()
+		}
+		return ""
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return host
 }
 
 // expand replaces %i in a template by the client index.

@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,8 @@ func (s *stats) addError(reason string) {
 type runner struct {
 	o       Options
 	mode    Mode
+	ws      *url.URL // the WebSocket URL; nil for MQTT over TCP
+	tag     uint32   // the run tag in every payload a publisher sends
 	stats   stats
 	lat     hist // end-to-end latency (sub) from the send time in the payload
 	connLat hist // dial to CONNACK
@@ -56,26 +60,44 @@ type runner struct {
 
 func (r *runner) stopping() bool { return r.stop.Load() }
 
-// Summary is the result of a run.
+// ErrTargetMissed is the error of a run that ended (its duration over, or its clients
+// gone) before its target (Options.Count) was reached; Run returns it with the summary.
+var ErrTargetMissed = errors.New("target not reached")
+
+// Summary is the result of a run. Rates are computed over FlowSeconds, the time from the
+// first message to the last (sent by the publishers, or received by the subscribers), not
+// over the whole window: a subscriber that waited for its publishers is not averaged over
+// the wait. They are (messages - 1) / FlowSeconds, since that span holds one interval
+// fewer than it has messages; 0 with fewer than two messages.
 type Summary struct {
-	Mode           Mode             `json:"mode"`
-	Clients        int              `json:"clients"`
-	Connected      int64            `json:"connected"`
-	ConnectFailed  int64            `json:"connect_failed"`
-	ConnectSeconds float64          `json:"connect_seconds"`
-	ConnectsPerSec float64          `json:"connects_per_sec"`
-	ConnectP50us   float64          `json:"connect_p50_us"`
-	ConnectP99us   float64          `json:"connect_p99_us"`
-	Seconds        float64          `json:"seconds"`
-	Published      int64            `json:"published"`
-	Acked          int64            `json:"acked"`
-	Received       int64            `json:"received"`
-	PublishPerSec  float64          `json:"publish_per_sec"`
-	ReceivePerSec  float64          `json:"receive_per_sec"`
-	LatencyP50us   float64          `json:"latency_p50_us"`
-	LatencyP99us   float64          `json:"latency_p99_us"`
-	LatencyP999us  float64          `json:"latency_p999_us"`
-	Errors         map[string]int64 `json:"errors"`
+	Mode           Mode    `json:"mode"`
+	QoS            byte    `json:"qos"`
+	Clients        int     `json:"clients"`
+	Connected      int64   `json:"connected"`
+	ConnectFailed  int64   `json:"connect_failed"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	ConnectsPerSec float64 `json:"connects_per_sec"`
+	ConnectP50us   float64 `json:"connect_p50_us"`
+	ConnectP99us   float64 `json:"connect_p99_us"`
+	Seconds        float64 `json:"seconds"`      // the timed window, connected to done
+	FlowSeconds    float64 `json:"flow_seconds"` // first message to last
+	Target         int64   `json:"target"`       // messages expected in all (Count); 0 = none
+	TargetReached  bool    `json:"target_reached"`
+	Published      int64   `json:"published"`
+	Acked          int64   `json:"acked"`
+	Received       int64   `json:"received"`
+	// Missing and Duplicates are counted by subscribers at QoS 1 or 2 from the sequence
+	// numbers in the payloads, per publisher: Missing are the numbers below a publisher's
+	// highest one received that never arrived, Duplicates the arrivals of a number already
+	// received.
+	Missing       int64            `json:"missing"`
+	Duplicates    int64            `json:"duplicates"`
+	PublishPerSec float64          `json:"publish_per_sec"`
+	ReceivePerSec float64          `json:"receive_per_sec"`
+	LatencyP50us  float64          `json:"latency_p50_us"`
+	LatencyP99us  float64          `json:"latency_p99_us"`
+	LatencyP999us float64          `json:"latency_p999_us"`
+	Errors        map[string]int64 `json:"errors"`
 }
 
 // Run connects o.Clients clients, runs mode for o.Duration (or until the message count is
@@ -89,7 +111,13 @@ func Run(ctx context.Context, mode Mode, o Options, progress io.Writer) (*Summar
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
-	r := &runner{o: o, mode: mode}
+	r := &runner{o: o, mode: mode, tag: rand.Uint32()}
+	if isWSAddr(o.Addr) {
+		r.ws, _ = wsURL(o.Addr) // checked by Validate
+		if r.ws.Scheme == "wss" && r.o.TLS == nil {
+			r.o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.ws.Hostname()}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -101,7 +129,7 @@ func Run(ctx context.Context, mode Mode, o Options, progress io.Writer) (*Summar
 	connSecs := time.Since(connStart).Seconds()
 	if len(clients) == 0 {
 		r.stop.Store(true)
-		return r.summary(connSecs, 0), errors.New("no client could connect")
+		return r.summary(connSecs, 0, nil), errors.New("no client could connect")
 	}
 
 	if o.Ready != nil {
@@ -148,7 +176,22 @@ func Run(ctx context.Context, mode Mode, o Options, progress io.Writer) (*Summar
 		go func() { defer cw.Done(); c.close() }()
 	}
 	cw.Wait()
-	return r.summary(connSecs, elapsed), nil
+	sum := r.summary(connSecs, elapsed, clients)
+	if !sum.TargetReached {
+		return sum, r.missed(sum)
+	}
+	return sum, nil
+}
+
+// missed describes how a run fell short of its target.
+func (r *runner) missed(s *Summary) error {
+	switch {
+	case r.mode == ModeSub:
+		return fmt.Errorf("%w: received %d of %d messages", ErrTargetMissed, s.Received, s.Target)
+	case s.Published < s.Target:
+		return fmt.Errorf("%w: published %d of %d messages (%d publishers × %d)", ErrTargetMissed, s.Published, s.Target, r.o.Clients, r.o.Count)
+	}
+	return fmt.Errorf("%w: %d of %d messages acknowledged", ErrTargetMissed, s.Acked, s.Target)
 }
 
 // connectAll opens the clients at the configured rate, at most 256 handshakes at a time.
@@ -203,6 +246,9 @@ func (r *runner) connectAll(ctx context.Context) []*client {
 				}
 				c.window = make(chan struct{}, w)
 			}
+			if r.mode == ModeSub && o.QoS > 0 {
+				c.seen = newSeqSeen()
+			}
 			go c.readLoop(r.mode == ModeSub)
 			mu.Lock()
 			clients = append(clients, c)
@@ -255,6 +301,7 @@ func (r *runner) publish(ctx context.Context, c *client) {
 	o := &r.o
 	payload := make([]byte, o.Size)
 	p := &packet.Publish{QoS: o.QoS, Retain: o.Retain, Topic: expand(o.Topic, c.idx), Payload: payload}
+	from := origin{run: r.tag, pub: uint32(c.idx)}
 	const tick = 10 * time.Millisecond
 	start := time.Now()
 	var seq int64
@@ -291,8 +338,12 @@ func (r *runner) publish(ctx context.Context, c *client) {
 			if o.QoS > 0 {
 				p.PacketID = uint16(seq%65535) + 1
 			}
-			binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
-			binary.BigEndian.PutUint64(payload[8:], uint64(seq))
+			now := time.Now()
+			if seq == 1 {
+				c.first = now
+			}
+			c.last = now
+			stamp(payload, now, uint64(seq), from)
 			if err := c.write(p, false); err != nil {
 				r.stats.addError(classify("publish", err).Error())
 				return
@@ -376,11 +427,12 @@ func (r *runner) startProgress(w io.Writer) func() {
 	return func() { close(done); <-stopped }
 }
 
-func (r *runner) summary(connSecs, secs float64) *Summary {
+// summary gathers the results; clients have all ended (their goroutines are done).
+func (r *runner) summary(connSecs, secs float64, clients []*client) *Summary {
 	s := &r.stats
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	sum := &Summary{
-		Mode: r.mode, Clients: r.o.Clients,
+		Mode: r.mode, QoS: r.o.QoS, Clients: r.o.Clients,
 		Connected: s.connected.Load(), ConnectFailed: s.connFailed.Load(), ConnectSeconds: connSecs,
 		ConnectP50us: us(r.connLat.quantile(0.5)), ConnectP99us: us(r.connLat.quantile(0.99)),
 		Seconds: secs, Published: s.published.Load(), Acked: s.acked.Load(), Received: s.received.Load(),
@@ -390,14 +442,48 @@ func (r *runner) summary(connSecs, secs float64) *Summary {
 	if connSecs > 0 {
 		sum.ConnectsPerSec = float64(sum.Connected) / connSecs
 	}
-	if secs > 0 {
-		sum.PublishPerSec = float64(sum.Published) / secs
-		sum.ReceivePerSec = float64(sum.Received) / secs
+	var first, last time.Time
+	for _, c := range clients {
+		if c.first.IsZero() {
+			continue
+		}
+		if first.IsZero() || c.first.Before(first) {
+			first = c.first
+		}
+		if c.last.After(last) {
+			last = c.last
+		}
+		m, d := c.seen.counts()
+		sum.Missing += m
+		sum.Duplicates += d
+	}
+	if !first.IsZero() {
+		sum.FlowSeconds = last.Sub(first).Seconds()
+	}
+	sum.PublishPerSec = perSec(sum.Published, sum.FlowSeconds)
+	sum.ReceivePerSec = perSec(sum.Received, sum.FlowSeconds)
+	switch {
+	case r.o.Count == 0 || r.mode == ModeConn:
+		sum.TargetReached = true
+	case r.mode == ModeSub:
+		sum.Target = r.o.Count
+		sum.TargetReached = sum.Received >= sum.Target
+	default:
+		sum.Target = r.o.Count * int64(r.o.Clients)
+		sum.TargetReached = sum.Published >= sum.Target && (r.o.QoS == 0 || sum.Acked >= sum.Target)
 	}
 	s.mu.Lock()
 	maps.Copy(sum.Errors, s.errors)
 	s.mu.Unlock()
 	return sum
+}
+
+// perSec is the rate of n messages whose first and last are secs apart.
+func perSec(n int64, secs float64) float64 {
+	if n < 2 || secs <= 0 {
+		return 0
+	}
+	return float64(n-1) / secs
 }
 
 // WriteText prints the summary for people.
@@ -406,12 +492,23 @@ func (s *Summary) WriteText(w io.Writer) {
 		s.Mode, s.Connected, s.Clients, s.ConnectSeconds, s.ConnectsPerSec, s.ConnectP50us, s.ConnectP99us, s.ConnectFailed)
 	switch s.Mode {
 	case ModePub:
-		fmt.Fprintf(w, "published %d in %.2fs (%.0f msg/s), acknowledged %d\n", s.Published, s.Seconds, s.PublishPerSec, s.Acked)
+		fmt.Fprintf(w, "published %d over %.2fs from first to last (%.0f msg/s; window %.2fs), acknowledged %d\n",
+			s.Published, s.FlowSeconds, s.PublishPerSec, s.Seconds, s.Acked)
 	case ModeSub:
-		fmt.Fprintf(w, "received %d in %.2fs (%.0f msg/s), latency p50 %.0fus p99 %.0fus p99.9 %.0fus\n",
-			s.Received, s.Seconds, s.ReceivePerSec, s.LatencyP50us, s.LatencyP99us, s.LatencyP999us)
+		fmt.Fprintf(w, "received %d over %.2fs from first to last (%.0f msg/s; window %.2fs), latency p50 %.0fus p99 %.0fus p99.9 %.0fus\n",
+			s.Received, s.FlowSeconds, s.ReceivePerSec, s.Seconds, s.LatencyP50us, s.LatencyP99us, s.LatencyP999us)
+		if s.QoS > 0 {
+			fmt.Fprintf(w, "missing %d, duplicates %d (by sequence number per publisher)\n", s.Missing, s.Duplicates)
+		}
 	case ModeConn:
 		fmt.Fprintf(w, "held %d connections for %.2fs\n", s.Connected, s.Seconds)
+	}
+	if s.Target > 0 {
+		verdict := "reached"
+		if !s.TargetReached {
+			verdict = "NOT reached"
+		}
+		fmt.Fprintf(w, "target %d messages: %s\n", s.Target, verdict)
 	}
 	if len(s.Errors) == 0 {
 		fmt.Fprintln(w, "errors: none")

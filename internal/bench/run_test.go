@@ -11,10 +11,20 @@ import (
 	"github.com/rampart-mqtt/rampart/internal/mqtt/packet"
 )
 
-func startBroker(t *testing.T) string {
+// testBroker is a broker on loopback with an MQTT listener and a WebSocket listener.
+type testBroker struct {
+	tcp string // host:port
+	ws  string // ws://host:port/mqtt
+}
+
+func startBroker(t *testing.T) testBroker {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l, err := listener.NewTCP(ctx, listener.TCPOptions{Name: "bench", Bind: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, err := listener.NewWS(ctx, listener.WSOptions{Name: "bench", Bind: "127.0.0.1:0", Path: "/mqtt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,23 +32,30 @@ func startBroker(t *testing.T) string {
 	o.SysInterval = 0
 	srv := broker.New(o)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, []listener.Listener{l}) }()
+	go func() { defer close(done); _ = srv.Serve(ctx, []listener.Listener{l, wl}) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return l.Addr().String()
+	return testBroker{tcp: l.Addr().String(), ws: "ws://" + wl.Addr().String() + "/mqtt"}
 }
 
 func TestPubSubCountsEveryMessage(t *testing.T) {
-	addr := startBroker(t)
+	b := startBroker(t)
 	for _, tc := range []struct {
 		name    string
 		version packet.Version
 		qos     byte
+		ws      bool // over the WebSocket listener
 	}{
-		{"v5 qos0", packet.V5, 0},
-		{"v311 qos1", packet.V311, 1},
-		{"v5 qos2", packet.V5, 2},
+		{"v5 qos0", packet.V5, 0, false},
+		{"v311 qos1", packet.V311, 1, false},
+		{"v5 qos2", packet.V5, 2, false},
+		{"ws v5 qos1", packet.V5, 1, true},
+		{"ws v311 qos2", packet.V311, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			addr := b.tcp
+			if tc.ws {
+				addr = b.ws
+			}
 			const pubs, perPub = 4, 200
 			filter := "t/" + strings.ReplaceAll(tc.name, " ", "-") + "/#"
 			so := Defaults()
@@ -64,15 +81,26 @@ func TestPubSubCountsEveryMessage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ps.Published != pubs*perPub || len(ps.Errors) > 0 {
+			if ps.Published != pubs*perPub || len(ps.Errors) > 0 || !ps.TargetReached || ps.Target != pubs*perPub {
 				t.Fatalf("publisher summary %+v", ps)
 			}
 			if tc.qos > 0 && ps.Acked != ps.Published {
 				t.Fatalf("acknowledged %d of %d", ps.Acked, ps.Published)
 			}
 			ss := <-subDone
-			if ss == nil || ss.Received != pubs*perPub {
+			if ss == nil || ss.Received != pubs*perPub || !ss.TargetReached {
 				t.Fatalf("subscriber summary %+v", ss)
+			}
+			if ss.Missing != 0 || ss.Duplicates != 0 {
+				t.Fatalf("%d missing and %d duplicates on a broker that delivers every message once", ss.Missing, ss.Duplicates)
+			}
+			// The rates are over the time the messages flowed, which lies inside the window.
+			for _, s := range []*Summary{ps, ss} {
+				n := s.Published + s.Received
+				rate := s.PublishPerSec + s.ReceivePerSec
+				if s.FlowSeconds <= 0 || s.FlowSeconds > s.Seconds || rate != float64(n-1)/s.FlowSeconds {
+					t.Fatalf("%s: %d messages, flow %vs in a window of %vs, rate %v", s.Mode, n, s.FlowSeconds, s.Seconds, rate)
+				}
 			}
 			if ss.LatencyP50us <= 0 || ss.LatencyP99us < ss.LatencyP50us {
 				t.Fatalf("latency percentiles not measured: %+v", ss)
@@ -104,6 +132,7 @@ func TestValidate(t *testing.T) {
 		{"bad version", func(o *Options) { o.Version = 3 }, "protocol version"},
 		{"qos 3", func(o *Options) { o.QoS = 3 }, "QoS 3"},
 		{"payload too small for the timestamp", func(o *Options) { o.Size = 8 }, "payload size 8"},
+		{"payload too small for the publisher", func(o *Options) { o.Size = 23 }, "payload size 23"},
 		{"unbounded", func(o *Options) { o.Duration = 0 }, "duration"},
 		{"zero window", func(o *Options) { o.Inflight = 0 }, "inflight 0"},
 	} {

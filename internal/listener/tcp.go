@@ -59,14 +59,11 @@ type TCP struct {
 
 // NewTCP binds the listener so that its address is known before Serve.
 func NewTCP(ctx context.Context, o TCPOptions) (*TCP, error) {
-	// MQTT has its own keep alive; TCP keep-alive probes would only cost setsockopt calls
-	// on every accepted connection. Go enables TCP_NODELAY on every TCP connection.
 	proxy, err := newProxyConfig(o.Proxy)
 	if err != nil {
 		return nil, fmt.Errorf("listener tcp:%s: %w", o.Name, err)
 	}
-	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(ctx, "tcp", o.Bind)
+	ln, err := listen(ctx, o.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("listener tcp:%s: %w", o.Name, err)
 	}

@@ -94,8 +94,7 @@ func NewWS(ctx context.Context, o WSOptions) (*WS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener ws:%s: %w", o.Name, err)
 	}
-	lc := net.ListenConfig{KeepAlive: -1} // MQTT has its own keep alive
-	ln, err := lc.Listen(ctx, "tcp", o.Bind)
+	ln, err := listen(ctx, o.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("listener ws:%s: %w", o.Name, err)
 	}
